@@ -1,0 +1,68 @@
+"""Load checkpoints with `weights_only=True` on PyTorch >= 2.6, allowing only the types they really hold.
+
+PyTorch 2.6 made `torch.load` refuse every pickled class that is not on an allowlist. mmengine 0.10.7
+checkpoints store the message hub's `HistoryBuffer` objects and numpy arrays/scalars, and official MAE
+checkpoints store their `argparse.Namespace` of arguments, so resuming or loading them fails. We add
+exactly those types to the allowlist, once, when `mae_transfer` is imported. We never fall back to
+`weights_only=False`: a checkpoint downloaded from the internet must not be able to run code.
+
+mmengine's loader for local files is replaced by one that raises `UnsafeCheckpointError`, naming the
+refused classes, instead of a bare unpickling error deep in a resume.
+"""
+import argparse
+import os.path as osp
+import pickle
+from typing import List, Union
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a class that is not on the allowlist, so unpickling it could run code."""
+
+
+def _numpy_globals() -> List[object]:
+    """The numpy reconstructors pickle uses for arrays, scalars and dtypes, under numpy 1.x and 2.x names."""
+    multiarray = getattr(np, '_core', None) or np.core
+    dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')]
+    return [multiarray.multiarray._reconstruct, multiarray.multiarray.scalar, np.ndarray, np.dtype,
+            *dtype_classes]
+
+
+SAFE_GLOBALS = [HistoryBuffer, argparse.Namespace, *_numpy_globals()]
+
+
+def register_safe_globals() -> None:
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+
+
+def safe_torch_load(path: str, map_location: Union[str, torch.device, None] = 'cpu') -> object:
+    """`torch.load` with weights_only=True that explains a refusal instead of only raising it."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        try:
+            refused = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # not a zip checkpoint: torch's own message is all we have
+            refused = []
+        names = ', '.join(refused) or 'a class that is not allowlisted'
+        raise UnsafeCheckpointError(
+            f'Refusing to load {path}: it contains {names}, and unpickling arbitrary classes can run code. '
+            'mae_transfer allows only tensors, containers, numpy arrays, mmengine HistoryBuffer and '
+            'argparse.Namespace. If you created this file yourself and trust it, re-save just its tensors '
+            f'(state_dict). Original error: {str(error).splitlines()[0]}') from error
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_from_local(filename: str, map_location: Union[str, torch.device, None]) -> object:
+    """mmengine's loader for local paths (resume, load_from, init_cfg Pretrained), with clear refusals."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    return safe_torch_load(filename, map_location=map_location)
+
+
+register_safe_globals()

@@ -1,0 +1,45 @@
+"""mae_transfer: MAE pretraining for Vision Transformers and transfer to detection, segmentation, pose and
+classification on the OpenMMLab stack.
+
+torch and mmcv are deliberately not in install_requires: torch must be the build that matches the user's
+CUDA, and mmcv 2.1.0 must be compiled against that torch (see tools/setup_env.py and the README).
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_version() -> str:
+    namespace = {}
+    exec((HERE / 'mae_transfer' / 'version.py').read_text(), namespace)
+    return namespace['__version__']
+
+
+setup(
+    name='mae_transfer',
+    version=read_version(),
+    description='MAE pretraining for ViTs and transfer to COCO detection, ADE20K segmentation, '
+                'COCO pose and classification on the OpenMMLab stack',
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['mae_transfer', 'mae_transfer.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'timm>=1.0',
+        'mmengine==0.10.7',
+        'mmdet==3.3.0',
+        'mmsegmentation==1.2.2',
+        'pycocotools',
+        'numpy',
+        'matplotlib',
+        'regex',  # imported by mmseg without being declared
+        'ftfy',   # likewise
+    ],
+    extras_require={
+        'tests': ['pytest>=7', 'pytest-timeout'],
+        'dev': ['pytest>=7', 'pytest-timeout', 'ruff'],
+    },
+    license='Apache-2.0',
+)
