@@ -1,6 +1,7 @@
 """Checkpoints load with weights_only=True: mmengine resume works, arbitrary classes are refused."""
 import argparse
 import collections
+import pickle
 
 import numpy as np
 import pytest
@@ -98,3 +99,18 @@ def test_checkpoint_with_arbitrary_class_is_refused_with_clear_message(tmp_path)
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_checkpoint(torch.nn.Linear(1, 1), str(tmp_path / 'missing.pth'))
+
+
+class SneakyGetattr:
+    """Pickles as getattr(HistoryBuffer, '__init__'): the first step of a walk towards os.system."""
+
+    def __reduce__(self):
+        from mmengine.logging.history_buffer import HistoryBuffer
+        return getattr, (HistoryBuffer, '__init__')
+
+
+def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
+    path = tmp_path / 'sneaky.pth'
+    torch.save({'x': SneakyGetattr()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='__init__'):
+        safe_torch_load(str(path))

@@ -6,6 +6,10 @@ checkpoints store their `argparse.Namespace` of arguments, so resuming or loadin
 exactly those types to the allowlist, once, when `mae_transfer` is imported. We never fall back to
 `weights_only=False`: a checkpoint downloaded from the internet must not be able to run code.
 
+One case needs care: a pickled HistoryBuffer carries its statistics methods as `getattr(HistoryBuffer, 'min')`.
+Allowing `getattr` itself would let a file walk from any allowed object to `os.system`, so the pickled
+name `getattr` is mapped to `_history_buffer_method`, which only answers those four lookups.
+
 mmengine's loader for local files is replaced by one that raises `UnsafeCheckpointError`, naming the
 refused classes, instead of a bare unpickling error deep in a resume.
 """
@@ -32,7 +36,21 @@ def _numpy_globals() -> List[object]:
             *dtype_classes]
 
 
-SAFE_GLOBALS = [HistoryBuffer, argparse.Namespace, *_numpy_globals()]
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(owner: object, name: str) -> object:
+    """Stands in for `getattr` while unpickling: only HistoryBuffer's own statistics methods."""
+    if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'refusing getattr({owner!r}, {name!r}) while unpickling a checkpoint')
+
+
+SAFE_GLOBALS = [
+    HistoryBuffer, argparse.Namespace, *_numpy_globals(),
+    # torch.save pickles with protocol 2, which spells the builtins module '__builtin__'.
+    (_history_buffer_method, '__builtin__.getattr'), (_history_buffer_method, 'builtins.getattr'),
+]
 
 
 def register_safe_globals() -> None:
@@ -48,12 +66,15 @@ def safe_torch_load(path: str, map_location: Union[str, torch.device, None] = 'c
             refused = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception:  # not a zip checkpoint: torch's own message is all we have
             refused = []
-        names = ', '.join(refused) or 'a class that is not allowlisted'
+        names = ', '.join(refused) or 'an object that is not allowlisted'
+        # torch's own text: a generic preamble, then the real reason after 'WeightsUnpickler error:'
+        text = str(error)
+        detail = ' '.join(text.split('WeightsUnpickler error:', 1)[-1].split())[:500]
         raise UnsafeCheckpointError(
-            f'Refusing to load {path}: it contains {names}, and unpickling arbitrary classes can run code. '
+            f'Refusing to load {path}: it contains {names}, and unpickling arbitrary objects can run code. '
             'mae_transfer allows only tensors, containers, numpy arrays, mmengine HistoryBuffer and '
             'argparse.Namespace. If you created this file yourself and trust it, re-save just its tensors '
-            f'(state_dict). Original error: {str(error).splitlines()[0]}') from error
+            f'(state_dict). Detail: {detail}') from error
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)

@@ -5,18 +5,21 @@ non-zero, naming the broken part and the usual fix, if any of them fails.
 """
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from typing import Callable, Dict, List, Tuple
 
-PACKAGES = ('torch', 'torchvision', 'timm', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'pycocotools', 'numpy')
+# import name -> distribution name (for the version)
+PACKAGES = {'torch': 'torch', 'torchvision': 'torchvision', 'timm': 'timm', 'mmengine': 'mmengine', 'mmcv': 'mmcv',
+            'mmdet': 'mmdet', 'mmseg': 'mmsegmentation', 'pycocotools': 'pycocotools', 'numpy': 'numpy'}
 
 
 def collect_versions() -> Dict[str, str]:
     versions = {'python': sys.version.split()[0]}
-    for name in PACKAGES:
+    for name, distribution in PACKAGES.items():
         try:
-            module = importlib.import_module(name)
-            versions[name] = getattr(module, '__version__', 'installed')
+            importlib.import_module(name)
+            versions[name] = importlib.metadata.version(distribution)
         except Exception as error:  # a broken import is reported, not raised
             versions[name] = f'NOT IMPORTABLE ({type(error).__name__}: {error})'
     try:

@@ -1,0 +1,79 @@
+# MAE pretraining recipe (He et al. 2021; official repo's PRETRAIN.md), ViT-B/16 on ImageNet-1k train.
+# Children set the architecture (and batch where it differs); everything else is the paper's recipe.
+default_scope = 'mae_transfer'
+custom_imports = dict(imports=['mae_transfer'], allow_failed_imports=False)
+
+# ---- model -----------------------------------------------------------------------------------------------
+model = dict(
+    type='MAEPretrainer',
+    arch='base',  # mae_vit_base_patch16: decoder 512-d x 8 blocks x 16 heads
+    img_size=224,
+    mask_ratio=0.75,
+    norm_pix_loss=True,
+    data_preprocessor=dict(
+        type='ImgDataPreprocessor',  # uint8 crops -> float, ImageNet mean/std, batched
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375]))
+
+# ---- data ------------------------------------------------------------------------------------------------
+batch_size = 512  # per GPU; 8 GPUs -> the paper's 4096
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=10,
+    persistent_workers=True,
+    pin_memory=True,
+    drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='UnlabeledImageFolder',
+        data_root='data/imagenet/train',  # searched recursively; the class sub-folders are ignored
+        crop_size=224,
+        crop_scale=(0.2, 1.0),  # RandomResizedCrop, bicubic
+        hflip_prob=0.5))
+
+# ---- optimisation ----------------------------------------------------------------------------------------
+epochs = 800
+warmup_epochs = 40
+optim_wrapper = dict(
+    type='OptimWrapper',  # tools/train.py --amp swaps in mixed precision for the device
+    optimizer=dict(type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95), weight_decay=0.05),
+    paramwise_cfg=dict(
+        # Official param_groups_weight_decay: no decay on 1-D params (norms, biases) nor on the tokens.
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.0),
+            'cls_token': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0),
+        }))
+# lr above is for an effective batch of 4096 (blr 1.5e-4 x 4096 / 256); tools/train.py rescales it to the
+# real effective batch = GPUs x batch_size x accumulative_counts, as the official code does.
+auto_scale_lr = dict(enable=True, base_batch_size=4096)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=epochs - warmup_epochs, eta_min=0.0, by_epoch=True,
+         begin=warmup_epochs, end=epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+
+# ---- runtime ---------------------------------------------------------------------------------------------
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=100),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=3, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+custom_hooks = [dict(type='ReconstructionHook', interval=5000, num_images=6)]
+env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+log_processor = dict(window_size=20, by_epoch=True)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,0 +1,145 @@
+"""MAE pretraining on the mmengine Runner: the tiny config trains, saves pictures, resumes, scales lr, runs DDP."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from mae_transfer.datasets import generate_images
+from mae_transfer.engine import AutocastOptimWrapper, effective_batch_size, scale_lr_to_effective_batch
+from mae_transfer.utils.configs import CONFIG_ROOT, build_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
+BASE = CONFIG_ROOT / 'pretrain' / 'mae_vit-base-p16_8xb512-amp-coslr-800e_in1k.py'
+
+
+@pytest.fixture(scope='module')
+def image_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('images')
+    generate_images(folder, num_images=16, seed=0, size_range=(80, 140))
+    return folder
+
+
+def tiny_cfg(image_dir, work_dir, max_epochs=2, batch_size=4):
+    cfg = Config.fromfile(str(TINY))
+    cfg.merge_from_dict({
+        'work_dir': str(work_dir), 'model.img_size': 64, 'train_cfg.max_epochs': max_epochs,
+        'train_dataloader.batch_size': batch_size, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': str(image_dir),
+        'train_dataloader.dataset.crop_size': 64, 'auto_scale_lr.base_batch_size': batch_size,
+        'default_hooks.checkpoint.interval': 1, 'default_hooks.logger.interval': 1,
+        'custom_hooks': [dict(type='ReconstructionHook', interval=3, num_images=2)],
+    })
+    return cfg
+
+
+def test_tiny_config_trains_writes_pictures_and_resumes(image_dir, tmp_path):
+    runner = Runner.from_cfg(tiny_cfg(image_dir, tmp_path, max_epochs=1))
+    runner.train()
+    assert runner.iter == 4  # 16 images / batch 4
+    assert (tmp_path / 'epoch_1.pth').exists()
+    pictures = sorted((tmp_path / 'reconstructions').glob('iter_*.png'))
+    assert [p.name for p in pictures] == ['iter_3.png', 'iter_4.png']
+
+    cfg = tiny_cfg(image_dir, tmp_path, max_epochs=2)
+    cfg.resume = True  # from work_dir's last_checkpoint
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    assert resumed.iter == 8 and resumed.epoch == 2, 'resume must continue from epoch 1, iteration 4'
+
+
+def test_tiny_model_loss_falls_on_a_fixed_batch(image_dir):
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.img_size = 64
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with DefaultScope.overwrite_default_scope('mae_transfer'):
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    from mae_transfer.datasets import UnlabeledImageFolder
+    dataset = UnlabeledImageFolder(image_dir, crop_size=64)
+    batch = model.data_preprocessor(dict(inputs=torch.stack([dataset[i]['inputs'] for i in range(8)])), True)
+    noise = torch.rand(8, model.mae.num_patches)  # the same mask every step: a fixed problem to fit
+    losses = []
+    for _ in range(40):
+        loss = model.mae(batch['inputs'], mask_ratio=0.75, noise=noise)[0]
+        optim.update_params(loss)
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+
+
+def test_recipe_weight_decay_spares_norms_biases_and_tokens():
+    cfg = Config.fromfile(str(TINY))
+    model = build_model(cfg)
+    with DefaultScope.overwrite_default_scope('mae_transfer'):
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay_of = {}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optim.optimizer.param_groups:
+        for param in group['params']:
+            decay_of[names[id(param)]] = group['weight_decay']
+    assert decay_of['mae.blocks.0.attn.qkv.weight'] == 0.05
+    assert decay_of['mae.decoder_pred.weight'] == 0.05
+    for no_decay in ('mae.blocks.0.attn.qkv.bias', 'mae.blocks.0.norm1.weight', 'mae.norm.bias',
+                     'mae.cls_token', 'mae.mask_token', 'mae.decoder_norm.weight'):
+        assert decay_of[no_decay] == 0.0, no_decay
+    assert 'mae.pos_embed' not in decay_of, 'the sin-cos position embedding is fixed, not trained'
+
+
+def test_lr_follows_the_effective_batch_including_accumulation():
+    cfg = Config.fromfile(str(BASE))
+    paper_lr = cfg.optim_wrapper.optimizer.lr
+    assert paper_lr == pytest.approx(1.5e-4 * 4096 / 256)
+    cfg.train_dataloader.batch_size = 64
+    cfg.optim_wrapper.accumulative_counts = 4
+    assert effective_batch_size(cfg, world_size=8) == 2048
+    assert scale_lr_to_effective_batch(cfg, world_size=8) == pytest.approx(0.5)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(1.5e-4 * 2048 / 256)
+    assert cfg.auto_scale_lr.enable is False  # mmengine must not scale a second time
+
+
+def test_bf16_autocast_wrapper_trains_on_cpu():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+    wrapper = AutocastOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    before = model[0].weight.detach().clone()
+    with wrapper.optim_context(model):
+        out = model(torch.randn(4, 8))
+        assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().pow(2).mean())
+    assert not torch.equal(before, model[0].weight)
+    with pytest.raises(ValueError, match='loss scaling'):
+        AutocastOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), dtype='float16')
+
+
+def _train_command_options(image_dir, batch_size):
+    return ['--cfg-options', 'model.img_size=64', 'train_cfg.max_epochs=1',
+            f'train_dataloader.batch_size={batch_size}', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            f'train_dataloader.dataset.data_root={image_dir}', 'train_dataloader.dataset.crop_size=64',
+            'custom_hooks.0.interval=2']
+
+
+def test_train_tool_with_amp_leaves_checkpoint_and_picture(image_dir, tmp_path):
+    command = [sys.executable, 'tools/train.py', str(TINY), '--work-dir', str(tmp_path), '--amp',
+               *_train_command_options(image_dir, batch_size=8)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / 'epoch_1.pth').exists()
+    assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert (tmp_path / 'reconstructions' / 'iter_2.png').exists()
+    assert "type='mae_transfer.AutocastOptimWrapper'" in (tmp_path / TINY.name).read_text()  # the dumped config
+
+
+def test_distributed_training_with_two_gloo_processes(image_dir, tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, PORT='29613', OMP_NUM_THREADS='1')
+    command = ['bash', 'tools/dist_train.sh', str(TINY), '2', '--work-dir', str(tmp_path),
+               *_train_command_options(image_dir, batch_size=4)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu', weights_only=True)
+    assert checkpoint['meta']['iter'] == 2  # 16 images / (2 processes x batch 4)
