@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 import mae_transfer  # noqa: F401  (allowlists argparse.Namespace for torch.load)
@@ -12,6 +13,7 @@ from mae_transfer.models import (Block, MaskedAutoencoderViT, ViTEncoder, get_2d
                                  mae_vit_large_patch16, mae_vit_small_patch16, mae_vit_tiny_patch16, patchify,
                                  resize_pos_embed, unpatchify)
 from mae_transfer.models.mae import DECODER_KEY_PREFIXES
+from mae_transfer.models.vit import explicit_attention, prefer_fused_attention
 
 
 def tiny(img_size=64, seed=0, **kwargs) -> MaskedAutoencoderViT:
@@ -259,6 +261,26 @@ def test_attention_bias_and_dynamic_size():
     encoder = ViTEncoder(img_size=32, patch_size=16, embed_dim=32, depth=1, num_heads=2, dynamic_img_size=True)
     encoder.initialize_weights()
     assert encoder(torch.randn(1, 3, 48, 64)).shape == (1, 1 + 12, 32)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_explicit_and_fused_attention_agree(dtype):
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 7, 16).to(dtype).unbind(0)  # each: [N, h, L, d]
+    bias = torch.randn(1, 4, 7, 7).to(dtype)
+    keep = torch.rand(7, 7) > 0.3
+    keep.fill_diagonal_(True)  # every query keeps at least one key
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    for attn_bias in (None, bias, keep):
+        fused = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
+        explicit = explicit_attention(q, k, v, attn_bias)
+        assert torch.allclose(fused.float(), explicit.float(), atol=tolerance), attn_bias
+    assert prefer_fused_attention(q) == (dtype == torch.float32)  # CPU: explicit matmuls are faster in bf16
+    block = Block(32, num_heads=4, attn_kwargs=dict(fused_attn=False)).eval()
+    reference = Block(32, num_heads=4, attn_kwargs=dict(fused_attn=True)).eval()
+    reference.load_state_dict(block.state_dict())
+    x = torch.randn(2, 5, 32)
+    assert torch.allclose(block(x), reference(x), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

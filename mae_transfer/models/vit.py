@@ -26,6 +26,28 @@ def default_norm_layer(dim: int) -> nn.LayerNorm:
     return nn.LayerNorm(dim, eps=1e-6)
 
 
+def prefer_fused_attention(q: torch.Tensor) -> bool:
+    """Whether `scaled_dot_product_attention` is the faster path for `q`'s device and dtype.
+
+    It is everywhere except bf16/fp16 on CPU: there, measured on ViT-B MAE shapes (2-core AVX-512 machine,
+    torch 2.13), the CPU flash kernel's forward + backward took 9.1 ms vs 2.2 ms for explicit matmuls at
+    [8, 12, 50, 64] and 40 ms vs 20 ms at [8, 16, 197, 32]; in fp32 the two are within 15 %.
+    """
+    return q.device.type != 'cpu' or q.dtype == torch.float32
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_bias: Optional[torch.Tensor] = None,
+                       dropout_p: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v with explicit matmuls; same contract as scaled_dot_product_attention."""
+    attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # attn: [N, h, L, L]
+    if attn_bias is not None:
+        attn = attn.masked_fill(~attn_bias, float('-inf')) if attn_bias.dtype == torch.bool else attn + attn_bias
+    attn = attn.softmax(dim=-1)
+    if dropout_p > 0.0:
+        attn = F.dropout(attn, p=dropout_p)
+    return attn @ v  # [N, h, L, d]
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through `scaled_dot_product_attention` (fused kernels where available).
 
@@ -35,11 +57,14 @@ class Attention(nn.Module):
         qkv_bias: learn a bias for the qkv projection (MAE: True).
         attn_drop: dropout on the attention weights (training only).
         proj_drop: dropout after the output projection.
+        fused_attn: True/False forces `scaled_dot_product_attention` / explicit matmuls; None (default)
+            picks the faster one for the input (`prefer_fused_attention`).
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0) -> None:
+                 proj_drop: float = 0.0, fused_attn: Optional[bool] = None) -> None:
         super().__init__()
+        self.fused_attn = fused_attn
         if dim % num_heads != 0:
             raise ValueError(f'dim {dim} must be divisible by num_heads {num_heads}')
         self.num_heads = num_heads
@@ -65,8 +90,10 @@ class Attention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each: [N, h, L, d]
         if attn_bias is not None and attn_bias.dtype != torch.bool:
             attn_bias = attn_bias.to(q.dtype)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias,
-                                           dropout_p=self.attn_drop if self.training else 0.0)  # x: [N, h, L, d]
+        dropout_p = self.attn_drop if self.training else 0.0
+        fused = prefer_fused_attention(q) if self.fused_attn is None else self.fused_attn
+        attend = F.scaled_dot_product_attention if fused else explicit_attention
+        x = attend(q, k, v, attn_bias, dropout_p=dropout_p)  # x: [N, h, L, d]
         x = x.transpose(1, 2).reshape(batch, length, dim)  # x: [N, L, D]
         return self.proj_drop(self.proj(x))
 
