@@ -41,8 +41,11 @@ STAMP_NAME = '.mae_transfer_stamp'
 DEFAULT_CACHE = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) / 'mae_transfer'
 
 
+START = time.time()
+
+
 def log(message: str) -> None:
-    print(f'[setup_env] {message}', flush=True)
+    print(f'[setup_env {time.time() - START:5.0f}s] {message}', flush=True)
 
 
 def read_stack() -> dict:
