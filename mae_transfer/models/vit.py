@@ -7,9 +7,10 @@ Built from timm layers (`PatchEmbed`, `Mlp`, `DropPath`) with the official MAE /
 
 `Attention` runs `torch.nn.functional.scaled_dot_product_attention` and accepts an additive `attn_bias`;
 `Block` builds its attention module from `attn_layer` + `attn_kwargs`, so variants (window attention,
-relative position bias) can be added without touching the encoder.
+relative position bias: `vitdet_attention.py`) plug in without touching the encoder; `ViTEncoder` takes
+per-block options (`block_attn_kwargs`) for variants that differ between blocks (ViTDet's global blocks).
 """
-from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -131,7 +132,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Args:
-            x: tokens [N, L, D].
+            x: tokens [N, L, D], or a token grid [N, H, W, D] for grid attention (`WindowRelPosAttention`):
+                norms, MLP and drop path act on the last dimension only.
             attn_bias: optional additive attention bias, passed to the attention module.
         """
         x = x + self.drop_path(self.attn(self.norm1(x), attn_bias=attn_bias))
@@ -175,6 +177,7 @@ class ViTEncoder(nn.Module):
             `pos_embed` to their grid on every forward.
         attn_layer: attention class for every block (see `Block`).
         attn_kwargs: options for that attention class.
+        block_attn_kwargs: optional per-block options (one dict per block) merged over `attn_kwargs`.
     """
 
     def __init__(self, img_size: Union[int, Tuple[int, int]] = 224, patch_size: int = 16, in_chans: int = 3,
@@ -182,9 +185,14 @@ class ViTEncoder(nn.Module):
                  qkv_bias: bool = True, drop_path_rate: float = 0.0, norm_layer: Optional[NormLayer] = None,
                  act_layer: Type[nn.Module] = nn.GELU, trainable_pos_embed: bool = False,
                  dynamic_img_size: bool = False, attn_layer: Type[nn.Module] = Attention,
-                 attn_kwargs: Optional[Dict[str, Any]] = None) -> None:
+                 attn_kwargs: Optional[Dict[str, Any]] = None,
+                 block_attn_kwargs: Optional[Sequence[Dict[str, Any]]] = None) -> None:
         super().__init__()
         norm_layer = norm_layer or default_norm_layer
+        if block_attn_kwargs is not None and len(block_attn_kwargs) != depth:
+            raise ValueError(f'block_attn_kwargs needs one dict per block ({depth}), got {len(block_attn_kwargs)}')
+        per_block = [{**(attn_kwargs or {}), **(block_attn_kwargs[i] if block_attn_kwargs else {})}
+                     for i in range(depth)]
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.embed_dim = embed_dim
@@ -201,7 +209,7 @@ class ViTEncoder(nn.Module):
         dpr = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()  # stochastic depth per block
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i],
-                  act_layer=act_layer, norm_layer=norm_layer, attn_layer=attn_layer, attn_kwargs=attn_kwargs)
+                  act_layer=act_layer, norm_layer=norm_layer, attn_layer=attn_layer, attn_kwargs=per_block[i])
             for i in range(depth)
         ])
         self.norm = norm_layer(embed_dim)
