@@ -119,7 +119,8 @@ def test_bf16_autocast_wrapper_trains_on_cpu():
 
 def _train_command_options(image_dir, batch_size):
     return ['--cfg-options', 'model.img_size=64', 'train_cfg.max_epochs=1',
-            f'train_dataloader.batch_size={batch_size}', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            f'train_dataloader.batch_size={batch_size}', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
             f'train_dataloader.dataset.data_root={image_dir}', 'train_dataloader.dataset.crop_size=64',
             'custom_hooks.0.interval=2']
 

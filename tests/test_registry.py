@@ -1,4 +1,7 @@
-"""The scoped registries: mmdet and mmseg configs reach `mae_transfer.*` classes under their own scope."""
+"""The scoped registries: mmdet and mmseg configs reach `mae_transfer.*` classes under their own scope.
+
+The smoke configs build a ViTDet-style Mask R-CNN (MAEViT + SimpleFPN) and an UperNet (MAEViT + Feature2Pyramid).
+"""
 import subprocess
 import sys
 import textwrap
@@ -11,8 +14,8 @@ from mmengine.registry import DefaultScope
 from mae_transfer import registry
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
-DET_CONFIG = CONFIG_ROOT / 'smoke' / 'mask-rcnn_patchstem_toy.py'
-SEG_CONFIG = CONFIG_ROOT / 'smoke' / 'upernet_patchstem_toy.py'
+DET_CONFIG = CONFIG_ROOT / 'smoke' / 'mask-rcnn_mae-vit-tiny_toy.py'
+SEG_CONFIG = CONFIG_ROOT / 'smoke' / 'upernet_mae-vit-tiny_toy.py'
 
 
 def test_registries_are_scoped_children_of_mmengine_root():
@@ -31,7 +34,7 @@ def test_mask_rcnn_with_our_backbone_builds_and_trains_under_mmdet_scope():
 
     model = build_model(DET_CONFIG)
     assert type(model).__name__ == 'MaskRCNN'
-    assert type(model.backbone).__module__ == 'mae_transfer.models.patch_stem'
+    assert type(model.backbone).__module__ == 'mae_transfer.models.backbone'
 
     # One real loss step: the built model is usable, not only constructed.
     image = torch.rand(3, 64, 96) * 255
@@ -47,7 +50,7 @@ def test_mask_rcnn_with_our_backbone_builds_and_trains_under_mmdet_scope():
     total, _ = model.parse_losses(losses)
     assert torch.isfinite(total)
     total.backward()
-    assert model.backbone.stages[0][0].weight.grad is not None
+    assert model.backbone.blocks[0].attn.qkv.weight.grad is not None
 
 
 def test_upernet_with_our_backbone_builds_and_infers_under_mmseg_scope():
@@ -55,7 +58,7 @@ def test_upernet_with_our_backbone_builds_and_infers_under_mmseg_scope():
 
     model = build_model(SEG_CONFIG).eval()
     assert type(model).__name__ == 'EncoderDecoder'
-    assert type(model.backbone).__module__ == 'mae_transfer.models.patch_stem'
+    assert type(model.backbone).__module__ == 'mae_transfer.models.backbone'
     image = torch.rand(3, 60, 84) * 255  # sides not multiples of the stride: the preprocessor pads
     sample = SegDataSample(metainfo=dict(img_shape=(60, 84), ori_shape=(60, 84)))
     with DefaultScope.overwrite_default_scope('mmseg'), torch.no_grad():
@@ -67,8 +70,8 @@ def test_upernet_with_our_backbone_builds_and_infers_under_mmseg_scope():
 
 def test_unprefixed_name_is_not_found_in_mmdet_scope():
     cfg = Config.fromfile(str(DET_CONFIG))
-    cfg.model.backbone.type = 'PatchStem'
-    with pytest.raises(KeyError, match='PatchStem'):
+    cfg.model.backbone.type = 'MAEViT'
+    with pytest.raises(KeyError, match='MAEViT'):
         build_model(cfg)
 
 
@@ -84,4 +87,4 @@ def test_lookup_imports_our_modules_lazily_in_a_fresh_process():
     """)
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith('mae_transfer.models.patch_stem')
+    assert result.stdout.strip().endswith('mae_transfer.models.backbone')

@@ -177,7 +177,8 @@ def run_backbone(args: argparse.Namespace) -> None:
           f'{"peak GB":>8} {"before GB":>9}  device')
     for spec in specs:
         command = [sys.executable, __file__, 'backbone', '--single', json.dumps(spec), '--iters', str(args.iters),
-                   '--warmup', str(args.warmup), '--threads', str(args.threads)] + (['--profile'] if args.profile else [])
+                   '--warmup', str(args.warmup), '--threads', str(args.threads)]
+        command += ['--profile'] if args.profile else []
         out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(f'{r["setting"]:>14} {r["batch"]:>5} {r["img_size"]:>5} {"on" if r["options"]["with_cp"] else "off":>3} '
@@ -198,7 +199,8 @@ def run_pretrain(args: argparse.Namespace) -> None:
                        '--threads', str(args.threads)] + (['--profile'] if args.profile else [])
             out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f'{mask_ratio:>5.2f} {dtype:>5} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} {r["encoder_fwd_ms"]:>10.0f} '
+            print(f'{mask_ratio:>5.2f} {dtype:>5} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
+                  f'{r["encoder_fwd_ms"]:>10.0f} '
                   f'{r["peak_mem_mib"]:>9.0f}  {r["device"]} ({r["threads"]} threads)', flush=True)
 
 

@@ -72,7 +72,8 @@ def gpu_build_wanted() -> bool:
     forced = os.environ.get('MAE_TRANSFER_CUDA_OPS')
     if forced is not None:
         return forced == '1'
-    has_nvcc = shutil.which('nvcc') is not None or Path(os.environ.get('CUDA_HOME', '/nonexistent'), 'bin', 'nvcc').exists()
+    cuda_home_nvcc = Path(os.environ.get('CUDA_HOME', '/nonexistent'), 'bin', 'nvcc')
+    has_nvcc = shutil.which('nvcc') is not None or cuda_home_nvcc.exists()
     has_gpu = shutil.which('nvidia-smi') is not None and subprocess.run(
         ['nvidia-smi', '-L'], capture_output=True).returncode == 0
     return has_nvcc and has_gpu

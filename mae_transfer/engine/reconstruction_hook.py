@@ -48,7 +48,8 @@ class ReconstructionHook(Hook):
         if not paths:
             runner.logger.warning('ReconstructionHook: the training set lists no image paths; no pictures')
             return
-        self.images = load_images(paths, pretrainer.mae.patch_embed.img_size, pretrainer.pixel_mean, pretrainer.pixel_std)
+        self.images = load_images(paths, pretrainer.mae.patch_embed.img_size, pretrainer.pixel_mean,
+                                  pretrainer.pixel_std)
         generator = torch.Generator().manual_seed(self.seed)
         self.noise = torch.rand(len(paths), pretrainer.mae.num_patches, generator=generator)
 

@@ -5,14 +5,13 @@ from .mae import (CheckpointLoadResult, MaskedAutoencoderViT, load_mae_checkpoin
                   patchify, unpatchify)
 from .mae_pretrainer import MAE_ARCHS, MAEPretrainer
 from .necks import LayerNorm2d, SimpleFPN
-from .patch_stem import PatchStem
 from .pos_embed import get_2d_sincos_pos_embed, resize_pos_embed
 from .pretrained import PretrainedLoadReport, load_pretrained_backbone
 from .vit import Attention, Block, ViTEncoder
 from .vitdet_attention import WindowRelPosAttention
 
 __all__ = [
-    'MAE_ARCHS', 'MAEPretrainer', 'PatchStem', 'Attention', 'Block', 'ViTEncoder', 'MaskedAutoencoderViT',
+    'MAE_ARCHS', 'MAEPretrainer', 'Attention', 'Block', 'ViTEncoder', 'MaskedAutoencoderViT',
     'CheckpointLoadResult',
     'load_mae_checkpoint', 'patchify', 'unpatchify', 'get_2d_sincos_pos_embed', 'resize_pos_embed',
     'mae_vit_tiny_patch16', 'mae_vit_small_patch16', 'mae_vit_base_patch16', 'mae_vit_large_patch16',

@@ -238,4 +238,6 @@ def load_pretrained_backbone(model: nn.Module, checkpoint: Union[str, os.PathLik
     return report
 
 
-__all__ = ['PretrainedLoadReport', 'encoder_state_dict', 'fit_to_model', 'load_pretrained_backbone', 'read_encoder_weights']
+__all__ = [
+    'PretrainedLoadReport', 'encoder_state_dict', 'fit_to_model', 'load_pretrained_backbone', 'read_encoder_weights'
+]
