@@ -4,15 +4,19 @@ The same images and the same mask are used every time, so successive pictures sh
 """
 import os.path as osp
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.dist import master_only
 from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
 
-DATA_BATCH = Optional[dict]
+
+def _pretrainer(runner):
+    """The MAEPretrainer inside the runner, unwrapped from DDP."""
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
 @HOOKS.register_module()
@@ -38,11 +42,10 @@ class ReconstructionHook(Hook):
         self.out_dir = out_dir
         self.images: Optional[torch.Tensor] = None
         self.noise: Optional[torch.Tensor] = None
-        self.saved: Sequence[Path] = []
 
     def before_train(self, runner) -> None:
         from ..apis.reconstruct import load_images
-        pretrainer = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        pretrainer = _pretrainer(runner)
         dataset = runner.train_dataloader.dataset
         paths = list(getattr(dataset, 'paths', []))[:self.num_images]
         if not paths:
@@ -53,15 +56,16 @@ class ReconstructionHook(Hook):
         generator = torch.Generator().manual_seed(self.seed)
         self.noise = torch.rand(len(paths), pretrainer.mae.num_patches, generator=generator)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None, outputs=None) -> None:
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None, outputs=None) -> None:
         if self.images is None:
             return
         if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
             self.save(runner)
 
+    @master_only  # one picture per step, not one per process
     def save(self, runner) -> Path:
         from ..apis.reconstruct import reconstruct, reconstruction_grid
-        pretrainer = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        pretrainer = _pretrainer(runner)
         device = next(pretrainer.parameters()).device
         result = reconstruct(pretrainer.mae, self.images.to(device), self.mask_ratio, self.noise.to(device),
                              mean=pretrainer.pixel_mean, std=pretrainer.pixel_std)
@@ -70,6 +74,5 @@ class ReconstructionHook(Hook):
         path = out_dir / f'iter_{runner.iter + 1}.png'
         title = f'iter {runner.iter + 1}, mask {self.mask_ratio:.2f}, loss {float(result["loss"]):.4f}'
         reconstruction_grid(result, title).save(path)
-        self.saved = [*self.saved, path]
         runner.logger.info(f'reconstruction picture: {osp.relpath(path)}')
         return path
