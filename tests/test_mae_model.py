@@ -306,6 +306,17 @@ def test_official_checkpoint_full_round_trip(tmp_path):
         assert torch.equal(source(imgs, noise=noise)[1], target(imgs, noise=noise)[1])
 
 
+def test_our_pretraining_checkpoint_loads_with_its_prefix(tmp_path):
+    source = tiny(seed=1)
+    path = tmp_path / 'epoch_50.pth'  # what MAEPretrainer + mmengine write: keys under `mae.`
+    torch.save({'state_dict': {f'mae.{k}': v for k, v in source.state_dict().items()}, 'meta': {}}, path)
+    target = tiny(seed=2)
+    result = load_mae_checkpoint(target, str(path), strict=True)
+    assert result.ok and not result.encoder_only
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+
 def test_official_checkpoint_encoder_only(tmp_path):
     source = tiny(seed=1)
     encoder_state = {k: v for k, v in source.state_dict().items() if not k.startswith(DECODER_KEY_PREFIXES)}

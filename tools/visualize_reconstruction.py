@@ -16,7 +16,6 @@ from mmengine.config import Config
 
 import mae_transfer  # noqa: F401
 from mae_transfer.apis import load_images, reconstruct, reconstruction_grid
-from mae_transfer.engine import safe_torch_load
 from mae_transfer.models import load_mae_checkpoint
 from mae_transfer.utils.configs import build_model
 
@@ -32,11 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pretrainer = build_model(Config.fromfile(args.config)).eval()
-    checkpoint = safe_torch_load(args.checkpoint)
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    if any(key.startswith('mae.') for key in state):  # this project's mmengine checkpoint
-        state = {key[len('mae.'):]: value for key, value in state.items() if key.startswith('mae.')}
-    result = load_mae_checkpoint(pretrainer.mae, state)
+    result = load_mae_checkpoint(pretrainer.mae, args.checkpoint)  # ours (`mae.` prefix) or official
     if result.encoder_only:
         print('warning: the checkpoint has no decoder; the reconstruction row shows an untrained decoder')
 

@@ -24,9 +24,9 @@ from torch import nn
 
 from ..engine.safe_load import safe_torch_load
 from .pos_embed import GridSize, get_2d_sincos_pos_embed, grid_tuple, resize_pos_embed
+from .pretrained import DECODER_KEY_PREFIXES, raw_state_dict, strip_wrapper_prefixes
 from .vit import Block, NormLayer, ViTEncoder, default_norm_layer
 
-DECODER_KEY_PREFIXES = ('decoder_', 'mask_token')
 
 
 def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -310,15 +310,6 @@ class CheckpointLoadResult:
         return not self.missing_keys and not self.unexpected_keys
 
 
-def _extract_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, torch.Tensor]:
-    """The state dict of an official checkpoint (`{'model': ...}`), an mmengine one (`{'state_dict': ...}`)
-    or a bare state dict."""
-    for key in ('model', 'state_dict'):
-        if key in checkpoint and isinstance(checkpoint[key], Mapping):
-            return checkpoint[key]
-    return checkpoint
-
-
 def _is_decoder_key(key: str) -> bool:
     return key.startswith(DECODER_KEY_PREFIXES)
 
@@ -346,7 +337,8 @@ def load_mae_checkpoint(model: ViTEncoder, checkpoint: Union[str, os.PathLike, M
     source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else 'the given state dict'
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = safe_torch_load(os.fspath(checkpoint), map_location='cpu')
-    state_dict = dict(_extract_state_dict(checkpoint))
+    # Official files, bare state dicts, and ours (mmengine `state_dict` with the MAEPretrainer's `mae.` prefix).
+    state_dict = strip_wrapper_prefixes(raw_state_dict(checkpoint), dropped={})
     own_state = model.state_dict()
     result = CheckpointLoadResult(encoder_only=not any(_is_decoder_key(k) for k in state_dict))
 

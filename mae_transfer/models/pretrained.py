@@ -33,8 +33,9 @@ from ..engine.safe_load import safe_torch_load
 from .pos_embed import resize_pos_embed
 
 WRAPPER_PREFIXES = ('module.', 'mae.', 'backbone.')
+DECODER_KEY_PREFIXES = ('decoder_', 'mask_token')
 DROPPED_KEY_PREFIXES = {
-    'MAE decoder': ('decoder_', 'mask_token'),
+    'MAE decoder': DECODER_KEY_PREFIXES,
     'classification head': ('head.', 'fc_norm.'),
 }
 NEW_BY_DESIGN_SUFFIXES = ('rel_pos_h', 'rel_pos_w')  # ViTDet additions, zero-initialised
@@ -64,7 +65,8 @@ class PretrainedLoadReport:
         return not self.missing_keys and not self.unexpected_keys
 
 
-def _raw_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+def raw_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+    """The state dict of an official (`{'model': ...}`), mmengine (`{'state_dict': ...}`) or bare checkpoint."""
     for key in ('model', 'state_dict'):
         if isinstance(checkpoint.get(key), Mapping):
             return dict(checkpoint[key])
@@ -80,6 +82,22 @@ def _keep_prefix(state_dict: Dict[str, torch.Tensor], prefix: str,
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def strip_wrapper_prefixes(state_dict: Dict[str, torch.Tensor],
+                           dropped: Dict[str, List[str]]) -> Dict[str, torch.Tensor]:
+    """Strip the known wrapper prefixes, repeatedly ('module.backbone.blocks.0...' -> 'blocks.0...').
+
+    Keys outside a wrapper that others sit under are recorded in `dropped`.
+    """
+    stripped = True
+    while stripped:
+        stripped = False
+        for wrapper in WRAPPER_PREFIXES:
+            if any(k.startswith(wrapper) for k in state_dict):
+                state_dict = _keep_prefix(state_dict, wrapper, dropped)
+                stripped = True
+    return state_dict
+
+
 def encoder_state_dict(checkpoint: Mapping[str, Any],
                        prefix: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], Dict[str, List[str]]]:
     """The encoder's tensors of a checkpoint under their canonical names (steps 1-3 of the module docstring).
@@ -91,18 +109,12 @@ def encoder_state_dict(checkpoint: Mapping[str, Any],
     Returns:
         (state dict, dropped keys by reason).
     """
-    state_dict = _raw_state_dict(checkpoint)
+    state_dict = raw_state_dict(checkpoint)
     dropped: Dict[str, List[str]] = {}
     if prefix:
         state_dict = _keep_prefix(state_dict, prefix, dropped)
     else:
-        stripped = True
-        while stripped:  # e.g. 'module.backbone.blocks.0...' -> 'blocks.0...'
-            stripped = False
-            for wrapper in WRAPPER_PREFIXES:
-                if any(k.startswith(wrapper) for k in state_dict):
-                    state_dict = _keep_prefix(state_dict, wrapper, dropped)
-                    stripped = True
+        state_dict = strip_wrapper_prefixes(state_dict, dropped)
     for reason, prefixes in DROPPED_KEY_PREFIXES.items():
         keys = [k for k in state_dict if k.startswith(prefixes)]
         if keys:
@@ -239,5 +251,6 @@ def load_pretrained_backbone(model: nn.Module, checkpoint: Union[str, os.PathLik
 
 
 __all__ = [
-    'PretrainedLoadReport', 'encoder_state_dict', 'fit_to_model', 'load_pretrained_backbone', 'read_encoder_weights'
+    'DECODER_KEY_PREFIXES', 'PretrainedLoadReport', 'encoder_state_dict', 'fit_to_model', 'load_pretrained_backbone',
+    'raw_state_dict', 'read_encoder_weights', 'strip_wrapper_prefixes'
 ]
