@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Train from a config with the mmengine Runner: MAE pretraining, detection, segmentation, pose, classification.
 
-    python tools/train.py configs/pretrain/mae_vit-tiny-p16_cpu-demo.py
+    python tools/train.py configs/pretrain/mae_vit-tiny-p16_1xb32-50e_synthetic.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_iters=100
     python tools/train.py CONFIG --resume                      # from work_dir's last checkpoint
+    python tools/train.py CONFIG --pretrained work_dirs/mae/epoch_800.pth   # or --pretrained none (random)
     bash tools/dist_train.sh CONFIG 8                           # distributed (torchrun)
 """
 import argparse
@@ -18,6 +19,7 @@ from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import effective_batch_size, prepare_cpu_distributed, scale_lr_to_effective_batch
+from mae_transfer.utils.configs import set_pretrained
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,6 +32,9 @@ def parse_args() -> argparse.Namespace:
                         help='mixed precision: bf16 autocast on CPU, fp16 with loss scaling on GPU '
                              '(or --amp-dtype)')
     parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'], default=None)
+    parser.add_argument('--pretrained', metavar='CHECKPOINT',
+                        help="backbone weights to start from (any supported format), or 'none' for random "
+                             'initialisation; overrides the config\'s model.backbone.init_cfg')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -66,6 +71,8 @@ def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
+    if args.pretrained is not None:
+        set_pretrained(cfg, args.pretrained)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])

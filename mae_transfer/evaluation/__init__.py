@@ -1,0 +1,3 @@
+"""Metrics that mmdet / mmseg do not already provide. Importing this package registers them into METRICS."""
+
+__all__ = []
