@@ -18,8 +18,10 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
-from mae_transfer.engine import effective_batch_size, prepare_cpu_distributed, scale_lr_to_effective_batch
+from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_cpu_distributed,
+                                 scale_lr_to_effective_batch)
 from mae_transfer.utils.configs import set_pretrained
+from mae_transfer.utils.registry_hints import missing_type_hint
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,9 +93,16 @@ def main() -> None:
                   f'(world size x batch x accumulation): lr = {cfg.optim_wrapper.optimizer.lr:.3e}',
                   logger='current')
 
-    # A config may name its own runner class; mmengine's RUNNERS builds it from the whole config.
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    add_run_safety(cfg)  # exact resume (RNG states), stop on NaN/inf loss, fresh augmentations per epoch
+    try:
+        # A config may name its own runner class; mmengine's RUNNERS builds it from the whole config.
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        runner.train()
+    except KeyError as error:
+        hint = missing_type_hint(error)
+        if hint is None:
+            raise
+        raise SystemExit(f'{args.config}: {hint}') from error
 
 
 if __name__ == '__main__':

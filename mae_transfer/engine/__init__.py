@@ -1,12 +1,20 @@
 """Training machinery shared by every task: checkpoint safety, mixed precision, lr scaling, hooks."""
+from .atomic_save import atomic_write, find_latest_checkpoint
 from .distributed import CPUCompatibleDDP, prepare_cpu_distributed
+from .lars import LARS, Lars
 from .layer_decay import LayerDecayOptimWrapperConstructor, get_layer_id
 from .lr_scaling import effective_batch_size, scale_lr_to_effective_batch
+from .nonfinite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .optim_wrappers import AutocastOptimWrapper
 from .reconstruction_hook import ReconstructionHook
+from .rng_state_hook import RNGStateHook, seed_worker
+from .run_safety import add_run_safety
 from .safe_load import UnsafeCheckpointError, safe_torch_load
 
 __all__ = [
+    'LARS', 'Lars',
+    'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'atomic_write',
+    'find_latest_checkpoint', 'seed_worker',
     'AutocastOptimWrapper', 'CPUCompatibleDDP', 'LayerDecayOptimWrapperConstructor', 'ReconstructionHook',
     'UnsafeCheckpointError', 'effective_batch_size', 'get_layer_id', 'prepare_cpu_distributed', 'safe_torch_load',
     'scale_lr_to_effective_batch'

@@ -1,0 +1,66 @@
+"""Save the random number generators with every checkpoint and restore them on resume.
+
+mmengine re-seeds from `randomness.seed` when a run starts, so a resumed run draws different masks and
+augmentations than the run it continues. With the generator states saved at the checkpoint and restored on
+resume, a run resumed at an epoch boundary repeats the uninterrupted run exactly (tests/test_resume_and_faults.py).
+Data-loader workers take their seeds from the main process's torch generator each time an epoch's iterator
+is created (`seed_worker`), so this also holds with `num_workers > 0`, provided `persistent_workers=False`
+(persistent workers keep their own generator streams across epochs, which no checkpoint records).
+"""
+import random
+
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+
+from ..registry import FUNCTIONS, HOOKS
+
+CHECKPOINT_KEY = 'rng_state'
+
+
+def rng_state() -> dict:
+    state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Put the python / numpy / torch (/ CUDA) generator states in each checkpoint; restore them on resume."""
+
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = rng_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # Also called for `load_from` (fine-tuning from weights): only a resume continues the same run.
+        if getattr(runner, '_resume', False) and CHECKPOINT_KEY in checkpoint:
+            set_rng_state(checkpoint[CHECKPOINT_KEY])
+
+
+@FUNCTIONS.register_module()
+def seed_worker(worker_id: int) -> None:
+    """Seed a data-loader worker from the seed the DataLoader drew for this epoch's iterator.
+
+    Use as `train_dataloader.worker_init_fn=dict(type='mae_transfer.seed_worker')` (tools/train.py sets it).
+    mmengine's default seeds every worker with `seed + worker_id + rank * num_workers` alone, so
+    non-persistent workers repeat the same augmentations every epoch. `torch.initial_seed()` in a worker is
+    the DataLoader's per-iterator base seed (drawn from the main process's generator, which `randomness.seed`
+    seeds) + worker_id: new every epoch and identical across an exact resume; the rank keeps the processes
+    of a distributed run apart.
+    """
+    worker_seed = (torch.initial_seed() + 1_000_003 * get_rank()) % 2**32
+    random.seed(worker_seed)
+    np.random.seed(worker_seed)
+    torch.manual_seed(worker_seed)
