@@ -10,7 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 from torch.utils.data import Dataset
 
-from mae_transfer.engine import UnsafeCheckpointError, safe_torch_load
+from mae_transfer.engine import CorruptCheckpointError, UnsafeCheckpointError, safe_torch_load
 
 
 class TinyRegressor(BaseModel):
@@ -114,3 +114,25 @@ def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
     torch.save({'x': SneakyGetattr()}, path)
     with pytest.raises(pickle.UnpicklingError, match='__init__'):
         safe_torch_load(str(path))
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'empty', 'text'])
+def test_a_damaged_or_foreign_file_gets_a_clear_error(tmp_path, damage):
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.zeros(256)}}, good)
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes({'truncated': good.read_bytes()[:good.stat().st_size // 2], 'empty': b'',
+                     'text': b'<html>404 Not Found</html>'}[damage])
+    with pytest.raises(CorruptCheckpointError, match='not a readable PyTorch checkpoint'):
+        safe_torch_load(str(bad))
+    with pytest.raises(CorruptCheckpointError):
+        load_checkpoint(torch.nn.Linear(1, 1), str(bad))  # mmengine's path (load_from, resume) too
+
+
+def test_a_checkpoint_of_another_arch_size_is_refused_naming_the_shapes(tmp_path):
+    from mae_transfer.models import MAEViT, mae_vit_small_patch16
+    path = tmp_path / 'small.pth'
+    torch.save({'model': mae_vit_small_patch16(img_size=32).state_dict()}, path)
+    backbone = MAEViT(arch='tiny', img_size=32, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r'does not fit this backbone[\s\S]*\(1, 1, 384\) vs model \(1, 1, 192\)'):
+        backbone.init_weights()

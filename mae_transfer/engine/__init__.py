@@ -9,12 +9,12 @@ from .optim_wrappers import AutocastOptimWrapper
 from .reconstruction_hook import ReconstructionHook
 from .rng_state_hook import RNGStateHook, seed_worker
 from .run_safety import add_run_safety
-from .safe_load import UnsafeCheckpointError, safe_torch_load
+from .safe_load import CorruptCheckpointError, UnsafeCheckpointError, safe_torch_load
 
 __all__ = [
     'LARS', 'Lars',
     'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'atomic_write',
-    'find_latest_checkpoint', 'seed_worker',
+    'find_latest_checkpoint', 'seed_worker', 'CorruptCheckpointError',
     'AutocastOptimWrapper', 'CPUCompatibleDDP', 'LayerDecayOptimWrapperConstructor', 'ReconstructionHook',
     'UnsafeCheckpointError', 'effective_batch_size', 'get_layer_id', 'prepare_cpu_distributed', 'safe_torch_load',
     'scale_lr_to_effective_batch'

@@ -28,6 +28,10 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a class that is not on the allowlist, so unpickling it could run code."""
 
 
+class CorruptCheckpointError(RuntimeError):
+    """The file is not a PyTorch checkpoint, or it is truncated or damaged."""
+
+
 def _numpy_globals() -> List[object]:
     """The numpy reconstructors pickle uses for arrays, scalars and dtypes, under numpy 1.x and 2.x names."""
     multiarray = getattr(np, '_core', None) or np.core
@@ -75,6 +79,12 @@ def safe_torch_load(path: str, map_location: Union[str, torch.device, None] = 'c
             'mae_transfer allows only tensors, containers, numpy arrays, mmengine HistoryBuffer and '
             'argparse.Namespace. If you created this file yourself and trust it, re-save just its tensors '
             f'(state_dict). Detail: {detail}') from error
+    except (EOFError, KeyError, ValueError, RuntimeError) as error:
+        # What torch raises for an empty, truncated or foreign file (e.g. an HTML error page saved as .pth).
+        size = osp.getsize(path) if osp.isfile(path) else 0
+        raise CorruptCheckpointError(
+            f'{path} ({size} bytes) is not a readable PyTorch checkpoint: it is empty, truncated (an interrupted '
+            f'download or copy?) or another kind of file. torch said: {type(error).__name__}: {error}') from error
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
