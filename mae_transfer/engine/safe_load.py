@@ -66,6 +66,8 @@ def safe_torch_load(path: str, map_location: Union[str, torch.device, None] = 'c
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        if 'Unsupported operand' in str(error):  # bytes that are no pickle at all, not a refused class
+            raise _corrupt(path, error) from error
         try:
             refused = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception:  # not a zip checkpoint: torch's own message is all we have
@@ -81,10 +83,15 @@ def safe_torch_load(path: str, map_location: Union[str, torch.device, None] = 'c
             f'(state_dict). Detail: {detail}') from error
     except (EOFError, KeyError, ValueError, RuntimeError) as error:
         # What torch raises for an empty, truncated or foreign file (e.g. an HTML error page saved as .pth).
-        size = osp.getsize(path) if osp.isfile(path) else 0
-        raise CorruptCheckpointError(
-            f'{path} ({size} bytes) is not a readable PyTorch checkpoint: it is empty, truncated (an interrupted '
-            f'download or copy?) or another kind of file. torch said: {type(error).__name__}: {error}') from error
+        raise _corrupt(path, error) from error
+
+
+def _corrupt(path: str, error: Exception) -> CorruptCheckpointError:
+    size = osp.getsize(path) if osp.isfile(path) else 0
+    reason = ' '.join(str(error).split('WeightsUnpickler error:', 1)[-1].split())[:200]
+    return CorruptCheckpointError(
+        f'{path} ({size} bytes) is not a readable PyTorch checkpoint: it is empty, truncated (an interrupted '
+        f'download or copy?) or another kind of file. torch said: {type(error).__name__}: {reason}')
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
