@@ -41,5 +41,6 @@ setup(
         'tests': ['pytest>=7', 'pytest-timeout'],
         'dev': ['pytest>=7', 'pytest-timeout', 'ruff'],
     },
+    entry_points={'console_scripts': ['mae-transfer=mae_transfer.cli:main']},
     license='Apache-2.0',
 )

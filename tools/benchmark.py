@@ -205,7 +205,7 @@ def run_pretrain(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('mode', choices=['pretrain', 'backbone'])
     parser.add_argument('--arch', default='base')
     parser.add_argument('--batch', type=int, default=None, help='pretrain: 8; backbone: per setting (1, 1, 2)')

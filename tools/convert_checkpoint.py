@@ -59,7 +59,7 @@ def describe_dropped(keys: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='checkpoint to read (.pth, .pt, .bin, .ckpt, .safetensors)')
     parser.add_argument('dst', help='file to write (.pth, .pt or .safetensors)')
     parser.add_argument('--format', default='auto', choices=('auto',) + CHECKPOINT_FORMATS,

@@ -25,7 +25,7 @@ BUILT_IN_IMAGES = Path('data/synthetic_images')
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--images', type=Path, default=None,
                         help='folder of your own images (default: generate procedural ones)')
     parser.add_argument('--num-images', type=int, default=512, help='how many images to generate')

@@ -24,7 +24,7 @@ from mae_transfer.utils.download import ChecksumMismatch, DownloadInterrupted
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('name', nargs='?', help=f'one of: {", ".join(MODEL_ZOO)}')
     parser.add_argument('--dest', default='checkpoints/', help='folder for the files')
     parser.add_argument('--url-override', help='download from this URL instead of the published one')

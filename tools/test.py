@@ -22,7 +22,7 @@ from mae_transfer.engine import prepare_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Evaluate a checkpoint on the config\'s test set')
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
     parser.add_argument('--work-dir', help='where logs and metrics go (default: work_dirs/<config name>)')

@@ -21,7 +21,7 @@ from mae_transfer.utils.configs import build_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='pretraining config (architecture, image size, normalisation)')
     parser.add_argument('checkpoint')
     parser.add_argument('images', nargs='+')
