@@ -6,7 +6,7 @@
     mae-transfer train configs/det/mask-rcnn_vit-b-mae_lsj-100e_coco.py --pretrained checkpoints/my_mae.pth
     mae-transfer test CONFIG CHECKPOINT
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --out-dir work_dirs/infer
-    mae-transfer convert official_mae.pth --out checkpoints/ours.safetensors
+    mae-transfer convert official_mae.pth checkpoints/ours.safetensors
     mae-transfer visualize CONFIG CHECKPOINT a.jpg b.jpg --out recon.png
     mae-transfer download mae_pretrain_vit_base
     mae-transfer benchmark pretrain
