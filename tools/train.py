@@ -63,6 +63,19 @@ def enable_amp(cfg: Config, dtype: str = None) -> None:
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 
+def amp_on_cpu(cfg: Config) -> None:
+    """A recipe written for GPUs asks for AmpOptimWrapper (fp16 + loss scaling), which needs CUDA: on a machine
+    without a GPU, run the same mixed-precision recipe with bf16 autocast instead of failing."""
+    if torch.cuda.is_available() or 'optim_wrapper' not in cfg:
+        return
+    if str(cfg.optim_wrapper.get('type', '')).split('.')[-1] == 'AmpOptimWrapper':
+        print_log('no GPU: AmpOptimWrapper (fp16) -> mae_transfer.AutocastOptimWrapper (bf16 autocast on CPU)',
+                  logger='current')
+        cfg.optim_wrapper.type = 'mae_transfer.AutocastOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+        cfg.optim_wrapper.pop('loss_scale', None)
+
+
 def world_size_from_env(launcher: str) -> int:
     if launcher == 'none':
         return 1
@@ -80,6 +93,7 @@ def main() -> None:
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp or args.amp_dtype:
         enable_amp(cfg, args.amp_dtype)
+    amp_on_cpu(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
