@@ -4,24 +4,32 @@
     python tools/convert_checkpoint.py checkpoints/mae_pretrain_vit_base.pth checkpoints/vit_base.safetensors
     python tools/convert_checkpoint.py hf_vit_mae/model.safetensors vit.pth --format huggingface
 
+    python tools/convert_checkpoint.py work_dirs/cls/best.pth vit_b_ft.safetensors --to-timm   # publish a classifier
+
 DST's suffix picks the output: `.pth` / `.pt` hold {'state_dict': ..., 'meta': {...}}, `.safetensors` holds
-the tensors with the meta as string metadata. Only encoder weights are written (canonical names, no decoder,
-no heads); what was dropped is printed. SRC is read exactly as given (no safetensors sibling swap), never
-modified, and DST is written to a temporary file first and renamed when complete.
+the tensors with the meta as string metadata. With `--to-timm`, SRC is a trained `ViTClassifier` and DST a
+timm `VisionTransformer` state dict (bare in `.pth`, plain `.safetensors`) with the head; the timm constructor
+arguments are printed and written beside it as DST + '.json'. Otherwise only encoder weights are written
+(canonical names, no decoder, no heads); what was dropped is printed. SRC is read exactly as given (no
+safetensors sibling swap), never modified, and DST is written to a temporary file first and renamed when complete.
 """
 import argparse
+import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, List, Optional
 
+import torch
 from mmengine.logging import MMLogger
 
 import mae_transfer  # noqa: F401  (checkpoint allowlist)
 from mae_transfer.checkpoint import (CHECKPOINT_FORMATS, UnknownCheckpointFormatError, load_pretrained_encoder,
                                      save_encoder_checkpoint)
 from mae_transfer.checkpoint_formats import dropped_kind
-from mae_transfer.engine.safe_load import UnsafeCheckpointError
+from mae_transfer.checkpoint_timm import classifier_to_timm
+from mae_transfer.engine.safe_load import UnsafeCheckpointError, safe_torch_load
 
 OUTPUT_SUFFIXES = ('.pth', '.pt', '.safetensors')
 
@@ -58,12 +66,41 @@ def describe_dropped(keys: List[str]) -> List[str]:
     return lines or ['  dropped nothing']
 
 
+def write_timm_classifier(src: Path, dst: Path) -> int:
+    """`--to-timm`: a ViTClassifier checkpoint -> timm state dict at `dst` and its constructor arguments beside."""
+    try:
+        state_dict, kwargs = classifier_to_timm(safe_torch_load(str(src), map_location='cpu'))
+    except (ValueError, UnsafeCheckpointError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
+    try:
+        if dst.suffix == '.safetensors':
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp), metadata={'format': 'pt'})
+        else:
+            torch.save(state_dict, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    Path(f'{dst}.json').write_text(json.dumps(kwargs, indent=2) + '\n')
+    count = sum(t.numel() for t in state_dict.values())
+    print(f'{src}: ViTClassifier, {len(state_dict)} tensors, {count:,} parameters')
+    print(f'wrote {dst} (timm VisionTransformer state dict) and {dst}.json; load it with')
+    print(f'  timm.models.vision_transformer.VisionTransformer(**{kwargs}).load_state_dict(...)')
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='checkpoint to read (.pth, .pt, .bin, .ckpt, .safetensors)')
     parser.add_argument('dst', help='file to write (.pth, .pt or .safetensors)')
     parser.add_argument('--format', default='auto', choices=('auto',) + CHECKPOINT_FORMATS,
                         help='source format; auto detects it from the key names')
+    parser.add_argument('--to-timm', action='store_true',
+                        help='SRC is a trained ViTClassifier: write a timm VisionTransformer state dict with its head')
     args = parser.parse_args(argv)
 
     src, dst = Path(args.src), Path(args.dst)
@@ -73,6 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         print(f'error: {dst} is the source file; write the converted checkpoint elsewhere', file=sys.stderr)
         return 2
+    if args.to_timm:
+        return write_timm_classifier(src, dst)
     try:
         state_dict, meta = load_pretrained_encoder(src, format=args.format, prefer_safetensors=False)
     except (UnknownCheckpointFormatError, UnsafeCheckpointError, FileNotFoundError) as error:

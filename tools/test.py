@@ -10,9 +10,11 @@ Prints the task's metrics (COCO bbox/segm AP, mIoU/mAcc/aAcc, keypoint AP, top-1
 """
 import argparse
 import json
+import numbers
 import os
 import os.path as osp
 
+import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -57,7 +59,7 @@ def main() -> None:
         out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:
-            json.dump({key: float(value) if isinstance(value, (int, float)) else str(value)
+            json.dump({key: float(value) if isinstance(value, (numbers.Number, np.generic)) else str(value)
                        for key, value in metrics.items()}, f, indent=2)
         print_log(f'metrics written to {out}', logger='current')
 

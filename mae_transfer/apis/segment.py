@@ -1,0 +1,236 @@
+"""Semantic segmentation inference: load an mmseg segmentor, predict label maps, draw overlays with a legend.
+
+    model = init_segmentor('configs/seg/upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py', 'iter_160000.pth')
+    label_maps = segment_images(model, ['street.jpg'], mode='slide')   # [H, W] class indices, input size
+    draw_segmentation(image, label_maps[0], model.dataset_meta['classes'], model.dataset_meta['palette'])
+
+`tools/infer.py` calls `infer_images` for every config under default scope 'mmseg'. mmseg is imported inside
+the functions, so `import mae_transfer.apis` stays light.
+"""
+import copy
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.config import Config
+from mmengine.logging import print_log
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+
+ImageLike = Union[str, Path, np.ndarray]
+MODES = ('whole', 'slide')
+
+
+def _sliding_window(cfg: Config) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """(crop_size, stride) for slide inference: the config's test_cfg, else the training crop with 2/3 stride."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    crop = test_cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
+    if crop is None:
+        raise ValueError('slide inference needs model.test_cfg.crop_size (or model.data_preprocessor.size)')
+    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    stride = test_cfg.get('stride') or tuple(max(1, side * 2 // 3) for side in crop)
+    return crop, tuple(stride)
+
+
+def _dataset_meta(cfg: Config, checkpoint_meta: Optional[dict], num_classes: int) -> Dict[str, Any]:
+    """Class names and palette: the checkpoint's dataset_meta, else the config's test set, else generated."""
+    meta = dict(checkpoint_meta or {})
+    if not meta.get('classes'):
+        dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+        meta = dict(dataset.get('metainfo') or {})
+        if not meta.get('classes'):
+            from mmseg.registry import DATASETS
+            dataset_cls = DATASETS.get(str(dataset.get('type', '')).split('.')[-1]) if dataset else None
+            meta = dict(getattr(dataset_cls, 'METAINFO', None) or {})
+    classes = list(meta.get('classes') or [f'class {i}' for i in range(num_classes)])
+    palette = meta.get('palette')
+    if not palette or len(palette) < len(classes):
+        rng = np.random.default_rng(42)
+        palette = [list(map(int, colour)) for colour in rng.integers(0, 256, size=(len(classes), 3))]
+    return dict(classes=classes, palette=[list(map(int, colour)) for colour in palette])
+
+
+def init_segmentor(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+                   mode: Optional[str] = None) -> nn.Module:
+    """Build a config's segmentor in eval mode and load a trained checkpoint (weights only, safely).
+
+    Args:
+        config: config file or Config (under default scope 'mmseg').
+        checkpoint: trained weights (tools/train.py output); None keeps the initialisation (tests).
+        device: 'cpu' or 'cuda[:N]'.
+        mode: 'whole' or 'slide' to override the config's `model.test_cfg.mode`.
+
+    Returns:
+        the model, with `.cfg` (the config used) and `.dataset_meta` (classes, palette).
+    """
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
+    cfg.model.pretrained = None
+    cfg.model.train_cfg = None
+    if 'backbone' in cfg.model:
+        cfg.model.backbone.init_cfg = None  # the trained checkpoint replaces every weight
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+        model = MODELS.build(cfg.model)
+    checkpoint_meta = None
+    if checkpoint is not None:
+        loaded = load_checkpoint(model, checkpoint, map_location='cpu', logger='current')
+        checkpoint_meta = loaded.get('meta', {}).get('dataset_meta')
+    model.cfg = cfg
+    model.dataset_meta = _dataset_meta(cfg, checkpoint_meta, model.decode_head.num_classes)
+    if mode is not None:
+        set_inference_mode(model, mode)
+    return model.to(device).eval()
+
+
+def set_inference_mode(model: nn.Module, mode: str) -> None:
+    """Switch a segmentor between whole-image and sliding-window inference."""
+    if mode not in MODES:
+        raise ValueError(f'unknown inference mode {mode!r}; expected one of {MODES}')
+    model.test_cfg = copy.deepcopy(model.test_cfg) if model.test_cfg else {}
+    model.test_cfg['mode'] = mode
+    if mode == 'slide':
+        crop, stride = _sliding_window(model.cfg)
+        model.test_cfg['crop_size'], model.test_cfg['stride'] = crop, stride
+
+
+def _test_pipeline(cfg: Config, from_array: bool):
+    """The config's test pipeline without annotation loading (the same resize as in evaluation)."""
+    from mmcv.transforms import Compose
+    from mmengine.registry import DefaultScope
+
+    pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    pipeline = [step for step in pipeline if step['type'] != 'LoadAnnotations']
+    if from_array:
+        pipeline[0] = dict(type='LoadImageFromNDArray')
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+        return Compose(pipeline)
+
+
+def segment_images(model: nn.Module, images: Sequence[ImageLike], mode: Optional[str] = None) -> List[np.ndarray]:
+    """Predict one label map per image, at the image's own size.
+
+    Args:
+        model: from `init_segmentor`.
+        images: file paths, or BGR uint8 arrays [H, W, 3] (mmcv's convention).
+        mode: 'whole' or 'slide' for this call; the model's current mode when left out.
+
+    Returns:
+        int64 arrays [H, W] of class indices into `model.dataset_meta['classes']`.
+    """
+    import torch
+    from mmengine.dataset import pseudo_collate
+
+    previous = copy.deepcopy(model.test_cfg)
+    if mode is not None:
+        set_inference_mode(model, mode)
+    label_maps, pipelines = [], {}
+    try:
+        for image in images:  # one at a time: after the keep-ratio resize, sizes differ
+            from_array = isinstance(image, np.ndarray)
+            if from_array not in pipelines:
+                pipelines[from_array] = _test_pipeline(model.cfg, from_array)
+            data = pipelines[from_array](dict(img=image) if from_array else dict(img_path=str(image)))
+            with torch.no_grad():
+                sample = model.test_step(pseudo_collate([data]))[0]
+            label_maps.append(sample.pred_sem_seg.data[0].cpu().numpy().astype(np.int64))  # [H, W]
+    finally:
+        model.test_cfg = previous
+    return label_maps
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def draw_segmentation(image: np.ndarray, label_map: np.ndarray, classes: Sequence[str],
+                      palette: Sequence[Sequence[int]], alpha: float = 0.5,
+                      ignore_index: int = 255) -> Image.Image:
+    """The image with each class blended in its colour, and a legend of the classes found (largest first).
+
+    Args:
+        image: RGB uint8 [H, W, 3].
+        label_map: class indices [H, W] (`ignore_index` pixels stay uncoloured).
+        classes: class names, indexed by label.
+        palette: RGB colour per class.
+        alpha: weight of the class colour in the overlay.
+        ignore_index: label drawn without colour.
+
+    Returns:
+        RGB picture: overlay on the left, legend (colour, name, share of pixels) on the right.
+    """
+    if image.shape[:2] != label_map.shape:
+        raise ValueError(f'image {image.shape[:2]} and label map {label_map.shape} differ in size')
+    colours = np.zeros((max(len(classes), 1) + 1, 3), dtype=np.float32)  # last row: ignored / unknown
+    colours[:len(palette)] = np.asarray(palette, dtype=np.float32)[:len(colours) - 1]
+    valid = (label_map >= 0) & (label_map < len(classes)) & (label_map != ignore_index)
+    index = np.where(valid, label_map, len(colours) - 1)  # [H, W]
+    blended = image.astype(np.float32) * (1 - alpha) + colours[index] * alpha  # [H, W, 3]
+    overlay = np.where(valid[..., None], blended, image.astype(np.float32)).round().clip(0, 255).astype(np.uint8)
+
+    found, counts = np.unique(label_map[valid], return_counts=True)
+    order = np.argsort(-counts)
+    height, width = label_map.shape
+    font_size = int(np.clip(height / 24, 11, 22))
+    font, row, swatch = _font(font_size), font_size + 8, font_size
+    entries = [(int(found[i]), f'{classes[int(found[i])]}  {100 * counts[i] / label_map.size:.1f}%') for i in order]
+    if not entries:
+        entries = [(-1, 'no class found')]
+    text_width = max(int(ImageDraw.Draw(Image.new('RGB', (1, 1))).textlength(text, font=font))
+                     for _, text in entries)
+    legend_width = swatch + text_width + 3 * 8
+    canvas = Image.new('RGB', (width + legend_width, max(height, row * len(entries) + 8)), (255, 255, 255))
+    canvas.paste(Image.fromarray(overlay), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for position, (label, text) in enumerate(entries):
+        top = 8 + position * row
+        if label >= 0:
+            fill = tuple(int(c) for c in colours[label])
+            draw.rectangle([width + 8, top, width + 8 + swatch, top + swatch], fill=fill, outline=(0, 0, 0))
+        draw.text((width + 16 + swatch, top), text, fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, Path]], out_dir: Union[str, Path],
+                 device: str = 'cpu', mode: Optional[str] = None, alpha: float = 0.5,
+                 **options: Any) -> List[Path]:
+    """Segment image files and write `<out_dir>/<stem>.png`: colour overlay + legend (tools/infer.py).
+
+    Args:
+        cfg: the config the checkpoint was trained with.
+        checkpoint: trained weights.
+        image_paths: image files of any size.
+        out_dir: created if missing.
+        device: 'cpu' or 'cuda[:N]'.
+        mode: 'whole' or 'slide'; the config's test mode when left out.
+        alpha: weight of the class colours in the overlay.
+        options: other tasks' options (score_thr, boxes); they do not apply to segmentation.
+
+    Returns:
+        the written picture paths, in input order.
+    """
+    import mmcv
+
+    unused = sorted(key for key, value in options.items() if value is not None)
+    if unused:
+        print_log(f'segmentation ignores {unused}', logger='current')
+    model = init_segmentor(cfg, checkpoint, device=device, mode=mode)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = model.dataset_meta
+    written = []
+    for path in image_paths:
+        label_map = segment_images(model, [path])[0]
+        image = mmcv.imread(str(path), channel_order='rgb')  # the decoder the pipeline uses
+        out = out_dir / f'{Path(path).stem}.png'
+        draw_segmentation(image, label_map, meta['classes'], meta['palette'], alpha=alpha).save(out)
+        written.append(out)
+    return written
+
+
+__all__ = ['draw_segmentation', 'infer_images', 'init_segmentor', 'segment_images', 'set_inference_mode']

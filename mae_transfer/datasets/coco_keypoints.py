@@ -1,0 +1,138 @@
+"""COCO person keypoints as a top-down dataset: one data item per person box (mmengine `BaseDataset`).
+
+Standard layout::
+
+    data/coco/annotations/person_keypoints_{train,val}2017.json
+    data/coco/{train,val}2017/*.jpg
+    data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json   (optional, for testing)
+
+Training (and testing on ground-truth boxes) uses the non-crowd persons with at least one labelled keypoint
+(the SimpleBaseline / ViTPose protocol), their boxes clipped to the image. With `bbox_file` (a person
+detector's results in COCO results format) every detection of category 1 with score >= `bbox_score_thr`
+becomes one item instead, without keypoints; the COCO keypoint metric then rescores and OKS-NMSes them.
+The synthetic set of `synthetic_pose.py` is written in this very format.
+"""
+import contextlib
+import io
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+from pycocotools.coco import COCO
+
+from ..models.pose.geometry import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS,
+                                    COCO_SKELETON, COCO_UPPER_BODY_IDS)
+from ..registry import DATASETS
+
+COCO_KEYPOINT_METAINFO = dict(
+    dataset_name='coco',
+    keypoint_names=COCO_KEYPOINT_NAMES,
+    flip_indices=COCO_FLIP_INDICES,
+    upper_body_ids=COCO_UPPER_BODY_IDS,
+    lower_body_ids=COCO_LOWER_BODY_IDS,
+    skeleton=COCO_SKELETON,
+    sigmas=tuple(float(s) for s in COCO_SIGMAS))
+
+
+def xywh_to_clipped_xyxy(bbox, width: int, height: int) -> np.ndarray:
+    """COCO box [x, y, w, h] -> [x1, y1, x2, y2] clipped to the image (pixel coordinates 0..W-1)."""
+    x, y, w, h = (float(v) for v in bbox)
+    x1, y1 = np.clip(x, 0, width - 1), np.clip(y, 0, height - 1)
+    x2, y2 = np.clip(x + w, 0, width - 1), np.clip(y + h, 0, height - 1)
+    return np.array([x1, y1, x2, y2], np.float32)
+
+
+@DATASETS.register_module()
+class CocoKeypointsDataset(BaseDataset):
+    """Top-down COCO keypoints: each item is one person (`img_path`, `bbox`, `keypoints`, ...).
+
+    Args:
+        ann_file: person_keypoints json, relative to `data_root` unless absolute.
+        bbox_file: detector results (COCO results json) to use instead of ground-truth boxes (test only).
+        bbox_score_thr: detections below this score are dropped.
+        data_root: dataset root.
+        data_prefix: dict(img='val2017/'): image folder relative to `data_root`.
+        pipeline: transform configs.
+        test_mode: mmengine's evaluation flag (the same persons are loaded either way).
+        **kwargs: passed to mmengine's BaseDataset (lazy_init, serialize_data, indices, max_refetch).
+    """
+
+    METAINFO = COCO_KEYPOINT_METAINFO
+
+    def __init__(self, ann_file: str = '', bbox_file: Optional[str] = None, bbox_score_thr: float = 0.0,
+                 data_root: str = '', data_prefix: Optional[dict] = None, pipeline: Sequence = (),
+                 test_mode: bool = False, **kwargs) -> None:
+        self.bbox_file = bbox_file
+        self.bbox_score_thr = bbox_score_thr
+        super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=dict(data_prefix or dict(img='')),
+                         pipeline=list(pipeline), test_mode=test_mode, **kwargs)
+
+    def _join_image(self, file_name: str) -> str:
+        return osp.join(self.data_prefix.get('img', ''), file_name)
+
+    def load_data_list(self) -> List[Dict]:
+        coco = load_coco_quietly(self.ann_file)
+        if self.bbox_file:
+            return self._load_detections(coco)
+        data_list = []
+        for img_id in sorted(coco.getImgIds()):
+            img = coco.loadImgs(img_id)[0]
+            width, height = img['width'], img['height']
+            for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=False)):
+                if ann.get('category_id', 1) != 1 or 'keypoints' not in ann:
+                    continue
+                keypoints = np.asarray(ann['keypoints'], np.float32).reshape(-1, 3)  # [K, 3]: x, y, v
+                if (keypoints[:, 2] > 0).sum() == 0:
+                    continue
+                bbox = xywh_to_clipped_xyxy(ann['bbox'], width, height)
+                if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
+                    continue
+                data_list.append(dict(
+                    id=ann['id'], img_id=img_id, img_path=self._join_image(img['file_name']),
+                    ori_shape=(height, width), bbox=bbox, bbox_score=1.0, category_id=1,
+                    keypoints=keypoints[:, :2].copy(), keypoints_visible=(keypoints[:, 2] > 0).astype(np.float32),
+                    area=float(ann.get('area', 0.0))))
+        return data_list
+
+    def _load_detections(self, coco: COCO) -> List[Dict]:
+        with open(self.bbox_file) as f:
+            detections = json.load(f)
+        num_keypoints = len(self.metainfo['keypoint_names'])
+        data_list = []
+        for index, det in enumerate(detections):
+            if det.get('category_id', 1) != 1 or det['score'] < self.bbox_score_thr:
+                continue
+            if det['image_id'] not in coco.imgs:
+                continue
+            img = coco.imgs[det['image_id']]
+            bbox = xywh_to_clipped_xyxy(det['bbox'], img['width'], img['height'])
+            if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
+                continue
+            data_list.append(dict(
+                id=index, img_id=det['image_id'], img_path=self._join_image(img['file_name']),
+                ori_shape=(img['height'], img['width']), bbox=bbox, bbox_score=float(det['score']),
+                category_id=1, keypoints=np.zeros((num_keypoints, 2), np.float32),
+                keypoints_visible=np.zeros(num_keypoints, np.float32), area=0.0))
+        print_log(f'{len(data_list)} person detections with score >= {self.bbox_score_thr} from {self.bbox_file}',
+                  logger='current')
+        return data_list
+
+    def get_data_info(self, idx: int) -> Dict:
+        """The item plus the keypoint metadata the transforms need (flip and half-body indices)."""
+        info = super().get_data_info(idx)
+        info['flip_indices'] = self.metainfo['flip_indices']
+        info['upper_body_ids'] = self.metainfo['upper_body_ids']
+        info['lower_body_ids'] = self.metainfo['lower_body_ids']
+        return info
+
+
+def load_coco_quietly(ann_file: str) -> COCO:
+    """pycocotools' COCO without its prints on stdout."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(ann_file)
+
+
+__all__ = ['COCO_KEYPOINT_METAINFO', 'CocoKeypointsDataset', 'load_coco_quietly', 'xywh_to_clipped_xyxy']

@@ -1,0 +1,59 @@
+"""The tiny UperNet twin trains on the synthetic ADE20K-layout set and is evaluated end to end with the shared
+tools (tools/train.py, tools/test.py), reporting mmseg's mIoU, mAcc and aAcc."""
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import torch
+
+from mae_transfer.datasets.synthetic_ade import generate_ade_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
+ITERS = 4
+
+
+def _run_tool(name, args, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', [name, *args])
+    runpy.run_path(str(ROOT / 'tools' / name), run_name='__main__')
+
+
+def test_tiny_twin_trains_and_tests_end_to_end(tmp_path, monkeypatch):
+    data = tmp_path / 'synthetic_seg'
+    generate_ade_dataset(data, num_train=8, num_val=3, seed=0, size_range=(64, 100))
+    options = [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+               for key in (f'dataset.data_root={data}', 'num_workers=0', 'persistent_workers=False')]
+    options += ['train_dataloader.batch_size=2', f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS}',
+                f'default_hooks.checkpoint.interval={ITERS}', 'default_hooks.logger.interval=1']
+    work_dir = tmp_path / 'work'
+    _run_tool('train.py', [str(TINY_CONFIG), '--work-dir', str(work_dir), '--cfg-options', *options], monkeypatch)
+
+    checkpoint = work_dir / f'iter_{ITERS}.pth'
+    assert checkpoint.is_file()
+    saved = torch.load(checkpoint, map_location='cpu')
+    assert saved['meta']['dataset_meta']['classes'] == ('stripes', 'mottle', 'ellipse', 'rectangle', 'triangle')
+    assert any(key.startswith('backbone.blocks.3.') for key in saved['state_dict'])
+    # the validation at the end of training logged the three metrics
+    scalars = [json.loads(line) for line in next(work_dir.rglob('scalars.json')).read_text().splitlines()]
+    assert {'mIoU', 'mAcc', 'aAcc'} <= set(scalars[-1]) and len(scalars) >= ITERS
+    assert all(0 <= scalars[-1][key] <= 100 for key in ('mIoU', 'mAcc', 'aAcc'))
+    losses = [entry['loss'] for entry in scalars if 'loss' in entry]
+    assert len(losses) == ITERS and all(loss == loss and loss > 0 for loss in losses)
+
+    out = tmp_path / 'metrics.json'
+    test_options = [option for option in options if option.startswith('test_dataloader')]
+    _run_tool('test.py', [str(TINY_CONFIG), str(checkpoint), '--work-dir', str(work_dir), '--out', str(out),
+                          '--cfg-options', *test_options], monkeypatch)
+    metrics = {key: float(value) for key, value in json.loads(out.read_text()).items()}
+    assert set(metrics) == {'aAcc', 'mIoU', 'mAcc'}
+    # the same weights on the same images as the validation after training
+    assert all(abs(metrics[key] - scalars[-1][key]) < 1e-3 for key in metrics), (metrics, scalars[-1])  # float32 log
+
+
+def test_benchmark_step_measures_a_training_forward_backward():
+    benchmark = runpy.run_path(str(ROOT / 'tools' / 'benchmark_seg.py'))
+    result = benchmark['full_step'](str(TINY_CONFIG), batch=2, steps=1)  # BN needs 2
+    assert result['crop'] == (128, 128) and len(result['step_s']) == 1 and result['step_s'][0] > 0
+    assert 1 < result['params_m'] < 10 and result['backbone_params_m'] < result['params_m']
+    assert result['peak_mem_mib'] >= result['before_step_mem_mib'] > 0
