@@ -172,7 +172,9 @@ def scale_schedule(cfg: Config, factor: float) -> None:
     for scheduler in cfg.param_scheduler:
         for key in ('begin', 'end', 'T_max'):
             if key in scheduler:
-                scheduler[key] = scaled(scheduler[key])
+                scheduler[key] = round(scheduler[key] * factor) if key == 'begin' else scaled(scheduler[key])
+        if 'end' in scheduler:
+            scheduler.end = max(scheduler.end, scheduler.get('begin', 0) + 1)  # a scheduler needs end > begin
         if 'milestones' in scheduler:
             scheduler.milestones = [scaled(m) for m in scheduler.milestones]
 

@@ -31,7 +31,7 @@ class LayerNorm2d(nn.LayerNorm):
         """[N, C, H, W] -> [N, C, H, W]."""
         x = x.permute(0, 2, 3, 1)  # x: [N, H, W, C], channels last for layer_norm
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)  # [N, C, H, W]
+        return x.permute(0, 3, 1, 2).contiguous()  # [N, C, H, W]; mmcv RoIAlign reads a dense NCHW buffer
 
 
 def _rescale(in_channels: int, scale: float) -> Tuple[nn.Module, int]:
