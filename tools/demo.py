@@ -32,7 +32,7 @@ import mae_transfer  # noqa: F401
 from mae_transfer.engine import add_run_safety
 from mae_transfer.utils import collect_env
 from mae_transfer.utils.configs import CONFIG_ROOT, set_pretrained
-from mae_transfer.utils.report import (image_link, markdown_table, plot_curves, read_scalars,
+from mae_transfer.utils.report import (image_link, markdown_table, numeric_metrics, plot_curves, read_scalars,
                                        training_curve)
 
 PRETRAIN_CONFIG = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
@@ -192,7 +192,7 @@ def fine_tune(task: DemoTask, init: str, checkpoint: Optional[Path], args: argpa
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_s = time.time() - start
-    metrics = {key: float(value) for key, value in runner.test().items() if isinstance(value, (int, float))}
+    metrics = numeric_metrics(runner.test())
     trained = Path((work_dir / 'last_checkpoint').read_text().strip())
 
     api = import_module(f'mae_transfer.apis.{API_MODULES[task.name]}')

@@ -10,17 +10,16 @@ Prints the task's metrics (COCO bbox/segm AP, mIoU/mAcc/aAcc, keypoint AP, top-1
 """
 import argparse
 import json
-import numbers
 import os
 import os.path as osp
 
-import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import prepare_cpu_distributed
+from mae_transfer.utils.report import numeric_metrics
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,8 +58,7 @@ def main() -> None:
         out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:
-            json.dump({key: float(value) if isinstance(value, (numbers.Number, np.generic)) else str(value)
-                       for key, value in metrics.items()}, f, indent=2)
+            json.dump(numeric_metrics(metrics), f, indent=2)
         print_log(f'metrics written to {out}', logger='current')
 
 

@@ -1,8 +1,11 @@
 """Pieces of the demo's report: training curves from mmengine's logs, plots, and a Markdown page."""
 import json
+import numbers
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 Series = Tuple[List[int], List[float]]
 
@@ -52,6 +55,11 @@ def plot_curves(series: Dict[str, Series], out: Path, title: str, ylabel: str = 
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def numeric_metrics(metrics: Dict[str, object]) -> Dict[str, float]:
+    """The numbers of an evaluator's output as plain floats (mmseg returns numpy scalars, some metrics strings)."""
+    return {key: float(value) for key, value in metrics.items() if isinstance(value, (numbers.Number, np.generic))}
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
