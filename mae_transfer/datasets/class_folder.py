@@ -24,15 +24,21 @@ DEFAULT_EVAL_TRANSFORM = dict(input_size=224, is_training=False, interpolation='
 
 
 def find_classes(root: Union[str, Path], extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[str]:
-    """Sorted names of the sub-folders of `root` that hold at least one image (searched recursively)."""
+    """Sorted names of the sub-folders of `root` that hold at least one image (searched recursively); sub-folders
+    without images are left out with a logged warning."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f'class folder root {root} does not exist or is not a folder')
     suffixes = {ext.lower() for ext in extensions}
-    classes = sorted(d.name for d in root.iterdir()
-                     if d.is_dir() and any(p.suffix.lower() in suffixes for p in d.rglob('*')))
+    folders = sorted(d for d in root.iterdir() if d.is_dir())
+    classes = [d.name for d in folders if any(p.suffix.lower() in suffixes for p in d.rglob('*'))]
     if not classes:
         raise FileNotFoundError(f'no class sub-folders with images under {root} (expected {root}/<class>/*.JPEG)')
+    empty = [d.name for d in folders if d.name not in classes]
+    if empty:  # left out: the indices of the later classes move down, so say so
+        print_log(f'class folder(s) without images under {root} left out of the class list: {empty}; '
+                  f'{len(classes)} classes remain (pass `classes=` to fix the index order)', logger='current',
+                  level=logging.WARNING)
     return classes
 
 

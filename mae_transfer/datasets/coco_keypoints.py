@@ -14,7 +14,6 @@ The synthetic set of `synthetic_pose.py` is written in this very format.
 """
 import contextlib
 import io
-import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -26,6 +25,7 @@ from pycocotools.coco import COCO
 from ..models.pose.geometry import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS,
                                     COCO_SKELETON, COCO_UPPER_BODY_IDS)
 from ..registry import DATASETS
+from .annotation_checks import load_json_annotations
 
 COCO_KEYPOINT_METAINFO = dict(
     dataset_name='coco',
@@ -95,14 +95,21 @@ class CocoKeypointsDataset(BaseDataset):
                     ori_shape=(height, width), bbox=bbox, bbox_score=1.0, category_id=1,
                     keypoints=keypoints[:, :2].copy(), keypoints_visible=(keypoints[:, 2] > 0).astype(np.float32),
                     area=float(ann.get('area', 0.0))))
+        if not data_list:
+            raise ValueError(f'{self.ann_file} holds no usable person: none of its {len(coco.anns)} annotations is a '
+                             'non-crowd person (category 1) with keypoints, at least one labelled (v > 0), and a box '
+                             'inside its image')
         return data_list
 
     def _load_detections(self, coco: COCO) -> List[Dict]:
-        with open(self.bbox_file) as f:
-            detections = json.load(f)
+        detections = load_json_annotations(self.bbox_file, kind='person detection results', expect_list=True)
         num_keypoints = len(self.metainfo['keypoint_names'])
         data_list = []
         for index, det in enumerate(detections):
+            missing = [key for key in ('image_id', 'bbox', 'score') if not isinstance(det, dict) or key not in det]
+            if missing:
+                raise ValueError(f'detection {index} of {self.bbox_file} lacks {missing}: expected the COCO results '
+                                 'format [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...]')
             if det.get('category_id', 1) != 1 or det['score'] < self.bbox_score_thr:
                 continue
             if det['image_id'] not in coco.imgs:
@@ -116,6 +123,9 @@ class CocoKeypointsDataset(BaseDataset):
                 ori_shape=(img['height'], img['width']), bbox=bbox, bbox_score=float(det['score']),
                 category_id=1, keypoints=np.zeros((num_keypoints, 2), np.float32),
                 keypoints_visible=np.zeros(num_keypoints, np.float32), area=0.0))
+        if not data_list:
+            raise ValueError(f'{self.bbox_file} holds no person detection with score >= {self.bbox_score_thr} and a '
+                             f'box overlapping an image of {self.ann_file} ({len(detections)} detections in all)')
         print_log(f'{len(data_list)} person detections with score >= {self.bbox_score_thr} from {self.bbox_file}',
                   logger='current')
         return data_list
@@ -130,9 +140,14 @@ class CocoKeypointsDataset(BaseDataset):
 
 
 def load_coco_quietly(ann_file: str) -> COCO:
-    """pycocotools' COCO without its prints on stdout."""
+    """pycocotools' COCO without its prints on stdout; a clear `ValueError` naming the file when it is not JSON
+    or lacks COCO's 'images' / 'annotations'."""
+    data = load_json_annotations(ann_file, required_keys=('images', 'annotations'), kind='COCO keypoint annotation')
     with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(ann_file)
+        coco = COCO()
+        coco.dataset = data
+        coco.createIndex()
+    return coco
 
 
 __all__ = ['COCO_KEYPOINT_METAINFO', 'CocoKeypointsDataset', 'load_coco_quietly', 'xywh_to_clipped_xyxy']
