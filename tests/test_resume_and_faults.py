@@ -2,7 +2,6 @@
 
 Every run is a real `tools/train.py` subprocess; faults come from tests/helpers/fault_hooks.py.
 """
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import torch
 
 from mae_transfer.datasets import generate_images
 from mae_transfer.engine import atomic_write, find_latest_checkpoint, safe_torch_load
+from mae_transfer.utils.report import read_scalars, training_curve
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
@@ -53,13 +53,7 @@ def train(config: Path, work_dir: Path, *extra: str) -> subprocess.CompletedProc
 
 def final_losses(work_dir: Path) -> list:
     """The per-iteration losses the logger wrote to <work_dir>/<timestamp>/vis_data/scalars.json."""
-    losses = {}
-    for scalars in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        for line in scalars.read_text().splitlines():
-            record = json.loads(line)
-            if 'loss' in record:
-                losses[record['iter']] = record['loss']
-    return [losses[i] for i in sorted(losses)]
+    return training_curve(read_scalars(work_dir))[1]
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(image_dir, tmp_path):

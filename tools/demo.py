@@ -29,7 +29,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401
-from mae_transfer.engine import add_run_safety
+from mae_transfer.engine import add_run_safety, find_latest_checkpoint
 from mae_transfer.utils import collect_env
 from mae_transfer.utils.configs import CONFIG_ROOT, set_pretrained
 from mae_transfer.utils.report import (image_link, markdown_table, numeric_metrics, plot_curves, read_scalars,
@@ -154,10 +154,10 @@ def pretrain(args: argparse.Namespace, image_dir: Path) -> Path:
 
 
 def pretrained_checkpoint(work_dir: Path) -> Path:
-    pointer = work_dir / 'pretrain' / 'last_checkpoint'
-    if not pointer.is_file():
-        sys.exit(f'{pointer} not found: run the demo once without --skip-pretrain')
-    return Path(pointer.read_text().strip())
+    checkpoint = find_latest_checkpoint(str(work_dir / 'pretrain'))
+    if checkpoint is None:
+        sys.exit(f'no pretraining checkpoint in {work_dir / "pretrain"}: run the demo once without --skip-pretrain')
+    return Path(checkpoint)
 
 
 def scale_schedule(cfg: Config, factor: float) -> None:
@@ -199,7 +199,7 @@ def fine_tune(task: DemoTask, init: str, checkpoint: Optional[Path], args: argpa
     runner.train()
     train_s = time.time() - start
     metrics = numeric_metrics(runner.test())
-    trained = Path((work_dir / 'last_checkpoint').read_text().strip())
+    trained = Path(find_latest_checkpoint(str(work_dir)))
 
     api = import_module(f'mae_transfer.apis.{API_MODULES[task.name]}')
     images = sorted(task.data_root.glob(task.picture_glob))[:args.num_pictures]

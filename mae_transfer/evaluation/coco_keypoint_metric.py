@@ -22,6 +22,7 @@ from mmengine.logging import print_log
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..datasets.coco_keypoints import load_coco_quietly
 from ..registry import METRICS
 
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89],
@@ -80,11 +81,6 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: f
         overlap = oks_iou(keypoints[i], keypoints[rest], areas[i], areas[rest], sigmas, vis_thr)
         order = rest[overlap <= thr]
     return keep
-
-
-def load_coco_quietly(ann_file: str) -> COCO:
-    with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(ann_file)
 
 
 @METRICS.register_module()

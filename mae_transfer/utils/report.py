@@ -25,9 +25,11 @@ def read_scalars(work_dir: Path) -> List[dict]:
 
 
 def training_curve(records: Sequence[dict], key: str = 'loss') -> Series:
-    """(iterations, values) of one logged training scalar."""
-    points = sorted((record['iter'], record[key]) for record in records if 'iter' in record and key in record)
-    return [step for step, _ in points], [value for _, value in points]
+    """(iterations, values) of one logged training scalar; where a resumed run logged an iteration again, its
+    record (the later one) replaces the earlier."""
+    points = {record['iter']: record[key] for record in records if 'iter' in record and key in record}
+    steps = sorted(points)
+    return steps, [points[step] for step in steps]
 
 
 def plot_curves(series: Dict[str, Series], out: Path, title: str, ylabel: str = 'loss',
