@@ -40,16 +40,16 @@ def pretrain_arguments(argv: List[str]) -> List[str]:
     """`pretrain [CONFIG] [--images DIR] [--epochs N] [train options]` -> tools/train.py arguments."""
     args = list(argv)
     config = args.pop(0) if args and args[0].endswith('.py') else str(TOOLS_DIR.parent / TINY_PRETRAIN)
-    options = []
-    for flag, key in (('--images', 'train_dataloader.dataset.data_root'), ('--epochs', 'train_cfg.max_epochs')):
-        if flag in args:
-            at = args.index(flag)
-            if at + 1 >= len(args):
-                raise SystemExit(f'{flag} needs a value')
-            options.append(f'{key}={args[at + 1]}')
-            del args[at:at + 2]
+    if '--images' not in args:
+        return [config, *args]
+    at = args.index('--images')
+    if at + 1 >= len(args):
+        raise SystemExit('--images needs a value')
+    folder = args[at + 1]
+    del args[at:at + 2]
+    # --epochs goes to tools/train.py as is: it stretches the warmup and cosine with the run.
     # A second --cfg-options adds to the first (mmengine's DictAction merges).
-    return [config, *args, '--cfg-options', *options] if options else [config, *args]
+    return [config, *args, '--cfg-options', f'train_dataloader.dataset.data_root={folder}']
 
 
 def usage() -> str:

@@ -41,7 +41,9 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['mae_tra
 LOG_PROCESSORS = Registry('log processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
 
 # Data.
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE, locations=['mae_transfer.datasets'])
+# checked_coco imports mmdet, so mae_transfer.datasets leaves it out (segmentation never needs mmdet).
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
+                    locations=['mae_transfer.datasets', 'mae_transfer.datasets.checked_coco'])
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
                          locations=['mae_transfer.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['mae_transfer.datasets'])

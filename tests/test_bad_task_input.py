@@ -78,13 +78,20 @@ def _shift(ann: dict, dx: float, dy: float) -> None:
                            for polygon in ann['segmentation']]
 
 
-@pytest.mark.xfail(strict=True,
-                   reason='KNOWN GAP: mmdet CocoDataset (pycocotools) raises a bare JSONDecodeError that does not name '
-                          'the file (only the traceback does); needs a checking dataset subclass in the det configs')
 def test_det_annotation_file_not_json_names_the_file(det_root):
     (det_root / 'annotations' / 'broken.json').write_text('this is { not json')
-    with pytest.raises(ValueError, match='broken.json'):
+    with pytest.raises(ValueError, match='broken.json.*not valid JSON'):
         det_dataset(det_root, 'annotations/broken.json')
+    _write(det_root, 'a_list.json', [])
+    with pytest.raises(ValueError, match='a_list.json holds a JSON list'):
+        det_dataset(det_root, 'annotations/a_list.json')
+
+
+def test_det_config_class_missing_from_the_annotation_categories_names_it(det_root):
+    data = _coco(det_root)
+    data['categories'][1]['name'] = 'box'  # the config still says 'rectangle': mmdet would drop those boxes
+    with pytest.raises(ValueError, match=r"outside.json has no category named \['rectangle'\].*'box'"):
+        det_dataset(det_root, _write(det_root, 'outside.json', data))
 
 
 def test_det_boxes_partly_outside_are_clipped_and_fully_outside_are_dropped(det_root):
@@ -189,15 +196,27 @@ def test_seg_grayscale_and_rgba_images_load_as_three_channels(seg_root):
     assert torch.equal(gray[0], gray[2])
 
 
-@pytest.mark.xfail(strict=True,
-                   reason='KNOWN GAP: mmseg LoadAnnotations does not compare the label map size with the image size, '
-                          'so the pair is silently misaligned; needs a check transform in the seg pipelines')
 def test_seg_label_map_of_another_size_is_refused(seg_root):
     labels = seg_root / 'annotations' / 'training' / 'synth_00002.png'
     label = Image.open(labels)
     label.resize((label.width + 10, label.height - 5), Image.NEAREST).save(labels)
-    with pytest.raises(ValueError, match='synth_00002.png'):
-        seg_dataset(seg_root, 'val')[2]
+    for split in ('train', 'val'):
+        with pytest.raises(ValueError, match=r'synth_00002.png is \d+x\d+ .* but its image .*synth_00002.jpg'):
+            seg_dataset(seg_root, split)[2]
+    assert seg_dataset(seg_root)[1]['inputs'].shape[0] == 3  # the others still load
+
+
+def test_seg_label_map_check_can_skip_with_a_warning(seg_root, log_records):
+    from mae_transfer.datasets import CheckLabelMapSize
+    results = dict(gt_seg_map=np.zeros((5, 7), np.uint8), ori_shape=(5, 8), seg_map_path='a.png', img_path='a.jpg')
+    assert CheckLabelMapSize(on_mismatch='skip')(results) is None  # mmengine's dataset then fetches another
+    assert any('skipping: label map a.png is 7x5' in message for message in log_records)
+    results['ori_shape'] = (5, 7)
+    assert CheckLabelMapSize()(results) is results
+    image_only = dict(ori_shape=(5, 8), img_path='a.jpg')  # inference pipelines drop LoadAnnotations
+    assert CheckLabelMapSize()(image_only) is image_only
+    with pytest.raises(ValueError, match='on_mismatch'):
+        CheckLabelMapSize(on_mismatch='ignore')
 
 
 # ---- pose: our CocoKeypointsDataset with the tiny twin's pipeline ----------------------------------------------

@@ -34,6 +34,7 @@ from mae_transfer.utils import collect_env
 from mae_transfer.utils.configs import CONFIG_ROOT, set_pretrained
 from mae_transfer.utils.report import (image_link, markdown_table, numeric_metrics, plot_curves, read_scalars,
                                        training_curve)
+from mae_transfer.utils.schedule import scale_schedule, set_schedule_length
 
 PRETRAIN_CONFIG = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
 BUILT_IN_IMAGES = Path('data/synthetic_images')
@@ -87,7 +88,7 @@ TASKS = {
                      {'coco/AP': 'AP', 'coco/AP .5': 'AP50', 'coco/AR': 'AR'}, 'val/*.png',
                      {'boxes': 'person_detection_results_val.json'}, expected_s=150.0),
 }
-PRETRAIN_EXPECTED_S = 150.0
+PRETRAIN_EXPECTED_S = 150.0  # 50 epochs on 512 images, 2 idle cores
 API_MODULES = dict(det='detect', seg='segment', pose='pose')  # mae_transfer.apis.<module>.infer_images
 
 
@@ -96,7 +97,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--images', type=Path, default=None,
                         help='folder of your own images to pretrain on (default: generate procedural ones)')
     parser.add_argument('--num-images', type=int, default=512, help='how many images to generate')
-    parser.add_argument('--epochs', type=int, default=None, help='pretraining epochs (tiny config: 50)')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help='pretraining epochs, at least 2 (tiny config: 50; warmup and cosine stretched with them)')
     parser.add_argument('--scale', type=float, default=1.0,
                         help='multiply every fine-tuning schedule (iterations, warmup, lr steps) by this')
     parser.add_argument('--tasks', nargs='+', choices=sorted(TASKS), default=list(TASKS),
@@ -105,7 +107,16 @@ def parse_args() -> argparse.Namespace:
                         help="reuse the pretraining checkpoint of an earlier demo run in the work dir")
     parser.add_argument('--num-pictures', type=int, default=2, help='example pictures per task and init')
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/demo'))
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.epochs is not None and args.epochs < 2:
+        parser.error('--epochs must be at least 2 (one warmup epoch, then the cosine schedule)')
+    if args.scale <= 0:
+        parser.error('--scale must be positive')
+    return args
+
+
+def duration(seconds: float) -> str:
+    return f'{seconds:.0f} s' if seconds < 90 else f'{seconds / 60:.1f} min'
 
 
 class Progress:
@@ -125,8 +136,16 @@ class Progress:
         elapsed = time.time() - self.start
         remaining = sum(expected for _, expected in self.stages[self.index:])
         pace = elapsed / self.done_expected if self.done_expected else 1.0
-        print(f'\n[demo {self.index + 1}/{len(self.stages)}] {name}  |  elapsed {elapsed / 60:.1f} min, '
-              f'about {pace * remaining / 60:.1f} min left', flush=True)
+        print(f'\n[demo {self.index + 1}/{len(self.stages)}] {name}  |  elapsed {duration(elapsed)}, '
+              f'about {duration(pace * remaining)} left', flush=True)
+
+
+def pretrain_expected_s(args: argparse.Namespace) -> float:
+    """The pretraining stage's expected duration, for the time-left estimate: proportional to epochs x images."""
+    from mae_transfer.datasets import find_images
+    epochs = args.epochs or Config.fromfile(str(PRETRAIN_CONFIG)).train_cfg.max_epochs
+    images = args.num_images if args.images is None else len(find_images(args.images))
+    return PRETRAIN_EXPECTED_S * epochs / 50 * images / 512
 
 
 def prepare_images(args: argparse.Namespace) -> Path:
@@ -146,8 +165,7 @@ def pretrain(args: argparse.Namespace, image_dir: Path) -> Path:
     cfg.work_dir = str(args.work_dir / 'pretrain')
     cfg.train_dataloader.dataset.data_root = str(image_dir)
     if args.epochs:
-        cfg.train_cfg.max_epochs = args.epochs
-        cfg.param_scheduler[-1].update(T_max=args.epochs - cfg.warmup_epochs, end=args.epochs)
+        set_schedule_length(cfg, epochs=args.epochs)  # warmup and cosine stretched with it
     add_run_safety(cfg)
     Runner.from_cfg(cfg).train()
     return pretrained_checkpoint(args.work_dir)
@@ -158,27 +176,6 @@ def pretrained_checkpoint(work_dir: Path) -> Path:
     if checkpoint is None:
         sys.exit(f'no pretraining checkpoint in {work_dir / "pretrain"}: run the demo once without --skip-pretrain')
     return Path(checkpoint)
-
-
-def scale_schedule(cfg: Config, factor: float) -> None:
-    """Stretch an iteration-based schedule: max_iters, validation/checkpoint intervals and scheduler bounds."""
-    if factor == 1.0:
-        return
-    max_iters = cfg.train_cfg.max_iters
-
-    def scaled(value: int) -> int:
-        return max(1, round(value * factor))
-    cfg.train_cfg.max_iters = scaled(max_iters)
-    cfg.train_cfg.val_interval = scaled(cfg.train_cfg.get('val_interval', max_iters))
-    cfg.default_hooks.checkpoint.interval = scaled(cfg.default_hooks.checkpoint.interval)
-    for scheduler in cfg.param_scheduler:
-        for key in ('begin', 'end', 'T_max'):
-            if key in scheduler:
-                scheduler[key] = round(scheduler[key] * factor) if key == 'begin' else scaled(scheduler[key])
-        if 'end' in scheduler:
-            scheduler.end = max(scheduler.end, scheduler.get('begin', 0) + 1)  # a scheduler needs end > begin
-        if 'milestones' in scheduler:
-            scheduler.milestones = [scaled(m) for m in scheduler.milestones]
 
 
 def fine_tune(task: DemoTask, init: str, checkpoint: Optional[Path], args: argparse.Namespace) -> dict:
@@ -216,7 +213,7 @@ def write_report(args: argparse.Namespace, results: Dict[str, Dict[str, dict]], 
     lines = ['# mae_transfer demo report', '',
              f'Tiny MAE (ViT 192-d x 4 blocks, 128 px) pretrained on '
              f'{args.images or "procedural images"}, then fine-tuned per task from the MAE checkpoint and from '
-             f'random initialisation with the same schedule. Total time {total_s / 60:.1f} min on this machine. '
+             f'random initialisation with the same schedule. Total time {duration(total_s)} on this machine. '
              'Tiny models and short schedules on synthetic data: the numbers show the pipeline working and the '
              'effect of pretraining at this scale, not the papers\' results (see README for those).', '']
 
@@ -237,7 +234,7 @@ def write_report(args: argparse.Namespace, results: Dict[str, Dict[str, dict]], 
     curve = plot_curves({'pretraining': training_curve(read_scalars(pretrain_dir))},
                         out_dir / 'plots' / 'pretrain_loss.png', 'MAE pretraining loss (normalised pixels)')
     if pretrain_s is not None:
-        lines.append(f'Pretraining took {pretrain_s / 60:.1f} min.')
+        lines.append(f'Pretraining took {duration(pretrain_s)}.')
     if curve:
         lines += ['', image_link(curve, out_dir, 'pretraining loss')]
     pictures = sorted((pretrain_dir / 'reconstructions').glob('iter_*.png'), key=lambda p: int(p.stem.split('_')[1]))
@@ -269,7 +266,7 @@ def main() -> None:
     failures = collect_env.verify()
     if failures:
         sys.exit('\n'.join(failures))
-    stages = [] if args.skip_pretrain else [('MAE pretraining', PRETRAIN_EXPECTED_S)]
+    stages = [] if args.skip_pretrain else [('MAE pretraining', pretrain_expected_s(args))]
     for name in args.tasks:
         stages += [(f'{name}: data + fine-tune from {init} + evaluation',
                     TASKS[name].expected_s * args.scale * TASKS[name].schedule)
@@ -290,19 +287,19 @@ def main() -> None:
     results: Dict[str, Dict[str, dict]] = {}
     for name in args.tasks:
         task = TASKS[name]
-        if not (task.data_root / task.marker).exists():
-            task.generate(task.data_root)
-            print(f'[demo] generated the {name} dataset in {task.data_root}')
         results[name] = {}
         for init in INITS:
             progress.next()
+            if not (task.data_root / task.marker).exists():
+                task.generate(task.data_root)
+                print(f'[demo] generated the {name} dataset in {task.data_root}')
             results[name][init] = fine_tune(task, init, checkpoint if init == 'mae' else None, args)
             shown = ', '.join(f'{title} {results[name][init]["metrics"].get(key, float("nan")):.3f}'
                               for key, title in task.metrics.items())
             print(f'[demo] {name} from {init}: {shown}')
 
     report = write_report(args, results, pretrain_s, time.time() - start)
-    print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min. Report: {report}')
+    print(f'\n[demo] done in {duration(time.time() - start)}. Report: {report}')
 
 
 if __name__ == '__main__':

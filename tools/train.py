@@ -4,6 +4,7 @@
     python tools/train.py configs/pretrain/mae_vit-tiny-p16_1xb32-50e_synthetic.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_iters=100
     python tools/train.py CONFIG --resume                      # from work_dir's last checkpoint
+    python tools/train.py CONFIG --epochs 200                  # 200 epochs, warmup and lr schedule stretched too
     python tools/train.py CONFIG --pretrained work_dirs/mae/epoch_800.pth   # or --pretrained none (random)
     bash tools/dist_train.sh CONFIG 8                           # distributed (torchrun)
 """
@@ -22,6 +23,7 @@ from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_c
                                  scale_lr_to_effective_batch)
 from mae_transfer.utils.configs import set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
+from mae_transfer.utils.schedule import set_schedule_length
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +39,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--pretrained', metavar='CHECKPOINT',
                         help="backbone weights to start from (any supported format), or 'none' for random "
                              'initialisation; overrides the config\'s model.backbone.init_cfg')
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument('--epochs', type=int, help='train an epoch-based config this many epochs, scaling its whole '
+                        'schedule (warmup, lr steps, cosine, intervals) with it')
+    length.add_argument('--iters', type=int, help='the same for an iteration-based config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -86,6 +92,11 @@ def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
+    if args.epochs is not None or args.iters is not None:
+        try:
+            set_schedule_length(cfg, epochs=args.epochs, iters=args.iters)
+        except ValueError as error:
+            raise SystemExit(f'{args.config}: {error}') from error
     if args.pretrained is not None:
         set_pretrained(cfg, args.pretrained)
     cfg.launcher = args.launcher

@@ -50,7 +50,7 @@ model = dict(
         mask_head=dict(norm_cfg=head_norm_cfg)))
 
 # ---- data: large-scale jitter (LSJ) ----------------------------------------------------------------------
-dataset_type = 'CocoDataset'
+dataset_type = 'mae_transfer.CheckedCocoDataset'  # mmdet's CocoDataset + clear annotation errors
 data_root = 'data/coco/'
 backend_args = None
 train_pipeline = [

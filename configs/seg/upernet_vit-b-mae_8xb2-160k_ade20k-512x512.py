@@ -40,9 +40,29 @@ model = dict(
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))  # stride = 2/3 of the crop
 
 # Data: mmseg's ADE20K pipeline (reduce_zero_label, RandomResize to (2048, 512) x 0.5-2.0, RandomCrop 512 with
-# cat_max_ratio 0.75, flip, PhotoMetricDistortion; test: Resize (2048, 512) and sliding window 512 / 341).
+# cat_max_ratio 0.75, flip, PhotoMetricDistortion; test: Resize (2048, 512) and sliding window 512 / 341), written
+# out to add one check: a label map of another size than its image is an error, not silently misaligned labels.
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='mae_transfer.CheckLabelMapSize'),
+    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),  # after Resize: metrics use the original labels
+    dict(type='mae_transfer.CheckLabelMapSize'),
+    dict(type='PackSegInputs')
+]
 batch_size = 2  # per GPU: 8 GPUs x 2 = 16
-train_dataloader = dict(batch_size=batch_size)
+train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 # Optimisation: AdamW 1e-4, wd 0.05 (none on norms, biases, pos/cls tokens), layer decay 0.65 over 12 blocks.
 optim_wrapper = dict(

@@ -1,0 +1,53 @@
+"""mmdet's `CocoDataset` with clear errors for the annotation file mistakes it would otherwise hide.
+
+mmdet hands the file to pycocotools, so a file that is not JSON fails with a bare `JSONDecodeError` whose
+message names no file, and a config class missing from the file's categories silently drops every box of that
+class (all of them, when `metainfo=dict(classes=...)` was forgotten). This subclass names the file in both cases.
+The detection configs use it as `type='mae_transfer.CheckedCocoDataset'`; everything else is mmdet's.
+
+This module imports mmdet, so it is registered through its own entry in the dataset registry's `locations`
+instead of from `mae_transfer.datasets`: segmentation never needs mmdet.
+"""
+import contextlib
+import io
+from typing import List
+
+from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
+
+from ..registry import DATASETS
+from .annotation_checks import load_json_annotations
+
+KIND = 'COCO instance annotation'
+
+
+class CheckedCOCO(COCO):
+    """mmdet's COCO API over a file checked by `load_json_annotations`; pycocotools' prints stay off stdout."""
+
+    def __init__(self, annotation_file: str):
+        super().__init__()
+        self.dataset = load_json_annotations(annotation_file, ('images', 'annotations', 'categories'), kind=KIND)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.createIndex()
+        self.img_ann_map, self.cat_img_map = self.imgToAnns, self.catToImgs  # mmdet's aliases, set in its init
+
+
+@DATASETS.register_module()
+class CheckedCocoDataset(CocoDataset):
+    """`CocoDataset` that names the annotation file when it is unreadable or lacks one of the config's classes."""
+
+    COCOAPI = CheckedCOCO
+
+    def load_data_list(self) -> List[dict]:
+        data_list = super().load_data_list()
+        classes = list(self.metainfo['classes'])
+        if len(self.cat_ids) < len(classes):
+            categories = load_json_annotations(self.ann_file, kind=KIND)['categories']
+            names = [category['name'] for category in categories]
+            missing = [name for name in classes if name not in names]
+            raise ValueError(f'{KIND} file {self.ann_file} has no category named {missing} (its categories: '
+                             f'{names[:20]}); set metainfo=dict(classes=...) in the dataset config to names it uses')
+        return data_list
+
+
+__all__ = ['CheckedCOCO', 'CheckedCocoDataset']
