@@ -146,6 +146,13 @@ def test_det_grayscale_jpeg_and_rgba_png_load_as_three_channels(det_root):
     assert not torch.equal(rgba_input[0], rgba_input[2])  # colour kept, alpha dropped
 
 
+def test_det_corrupt_image_is_named(det_root):
+    image = det_root / 'train' / _coco(det_root)['images'][0]['file_name']
+    image.write_bytes(b'not a jpeg')
+    with pytest.raises(AssertionError, match=f'failed to load image: {image}'):  # mmcv's LoadImageFromFile
+        det_dataset(det_root, split='val')[0]
+
+
 def test_det_missing_image_raises_file_not_found_naming_it(det_root):
     missing = det_root / 'train' / _coco(det_root)['images'][0]['file_name']
     missing.unlink()
@@ -206,17 +213,34 @@ def test_seg_label_map_of_another_size_is_refused(seg_root):
     assert seg_dataset(seg_root)[1]['inputs'].shape[0] == 3  # the others still load
 
 
-def test_seg_label_map_check_can_skip_with_a_warning(seg_root, log_records):
-    from mae_transfer.datasets import CheckLabelMapSize
-    results = dict(gt_seg_map=np.zeros((5, 7), np.uint8), ori_shape=(5, 8), seg_map_path='a.png', img_path='a.jpg')
-    assert CheckLabelMapSize(on_mismatch='skip')(results) is None  # mmengine's dataset then fetches another
-    assert any('skipping: label map a.png is 7x5' in message for message in log_records)
+@pytest.mark.parametrize('damage', ['garbage', 'truncated'])
+def test_seg_damaged_label_map_is_named(seg_root, damage):
+    labels = seg_root / 'annotations' / 'training' / 'synth_00001.png'
+    data = labels.read_bytes()
+    labels.write_bytes(b'not a png' if damage == 'garbage' else data[:len(data) // 2])
+    with pytest.raises(ValueError, match=r'label map .*synth_00001.png cannot be read'):
+        seg_dataset(seg_root)[1]
+
+
+def test_seg_corrupt_image_is_named(seg_root):
+    image = seg_root / 'images' / 'training' / 'synth_00000.jpg'
+    image.write_bytes(b'not a jpeg')
+    with pytest.raises(AssertionError, match=f'failed to load image: {image}'):  # mmcv's LoadImageFromFile
+        seg_dataset(seg_root)[0]
+
+
+def test_seg_label_map_check_can_skip_with_a_warning(tmp_path, log_records):
+    from mae_transfer.datasets import CheckLabelMap
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(tmp_path / 'a.png')
+    results = dict(seg_map_path=str(tmp_path / 'a.png'), ori_shape=(5, 8), img_path='a.jpg')
+    assert CheckLabelMap(on_mismatch='skip')(dict(results)) is None  # mmengine's dataset then fetches another
+    assert any('skipping: label map' in message and 'is 7x5' in message for message in log_records)
     results['ori_shape'] = (5, 7)
-    assert CheckLabelMapSize()(results) is results
-    image_only = dict(ori_shape=(5, 8), img_path='a.jpg')  # inference pipelines drop LoadAnnotations
-    assert CheckLabelMapSize()(image_only) is image_only
+    assert CheckLabelMap()(results) is results
+    image_only = dict(ori_shape=(5, 8), img_path='a.jpg')  # inference pipelines have no label map
+    assert CheckLabelMap()(image_only) is image_only
     with pytest.raises(ValueError, match='on_mismatch'):
-        CheckLabelMapSize(on_mismatch='ignore')
+        CheckLabelMap(on_mismatch='ignore')
 
 
 # ---- pose: our CocoKeypointsDataset with the tiny twin's pipeline ----------------------------------------------

@@ -41,17 +41,16 @@ def test_full_recipes(path, arch, out_indices, layers, decay, checkpoint):
     assert train.dataset.type == 'ADE20KDataset' and train.dataset.data_root == 'data/ade/ADEChallengeData2016'
     assert train.dataset.data_prefix == dict(img_path='images/training', seg_map_path='annotations/training')
     assert cfg.test_dataloader.dataset.data_prefix.seg_map_path == 'annotations/validation'
-    assert _pipeline_types(train.dataset.pipeline) == ['LoadImageFromFile', 'LoadAnnotations',
-                                                        'mae_transfer.CheckLabelMapSize', 'RandomResize',
-                                                        'RandomCrop', 'RandomFlip', 'PhotoMetricDistortion',
-                                                        'PackSegInputs']
-    assert train.dataset.pipeline[1].reduce_zero_label and train.dataset.pipeline[4].crop_size == (512, 512)
+    assert _pipeline_types(train.dataset.pipeline) == ['LoadImageFromFile', 'mae_transfer.CheckLabelMap',
+                                                        'LoadAnnotations', 'RandomResize', 'RandomCrop',
+                                                        'RandomFlip', 'PhotoMetricDistortion', 'PackSegInputs']
+    assert train.dataset.pipeline[2].reduce_zero_label and train.dataset.pipeline[4].crop_size == (512, 512)
     assert train.dataset.pipeline[3] == dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0),
                                              keep_ratio=True)  # mmseg's ADE20K values
     test_pipeline = cfg.test_dataloader.dataset.pipeline
     assert test_pipeline[1] == dict(type='Resize', scale=(2048, 512), keep_ratio=True)
-    assert test_pipeline[2] == dict(type='LoadAnnotations', reduce_zero_label=True)
-    assert test_pipeline[3].type == 'mae_transfer.CheckLabelMapSize'
+    assert test_pipeline[2].type == 'mae_transfer.CheckLabelMap'
+    assert test_pipeline[3] == dict(type='LoadAnnotations', reduce_zero_label=True)
     assert cfg.val_dataloader.dataset.pipeline == test_pipeline
 
     optim = cfg.optim_wrapper

@@ -41,11 +41,11 @@ model = dict(
 
 # Data: mmseg's ADE20K pipeline (reduce_zero_label, RandomResize to (2048, 512) x 0.5-2.0, RandomCrop 512 with
 # cat_max_ratio 0.75, flip, PhotoMetricDistortion; test: Resize (2048, 512) and sliding window 512 / 341), written
-# out to add one check: a label map of another size than its image is an error, not silently misaligned labels.
+# out to add one check: an unreadable label map, or one of another size than its image, is an error naming it.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='mae_transfer.CheckLabelMap'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='mae_transfer.CheckLabelMapSize'),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -55,8 +55,8 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='mae_transfer.CheckLabelMap'),
     dict(type='LoadAnnotations', reduce_zero_label=True),  # after Resize: metrics use the original labels
-    dict(type='mae_transfer.CheckLabelMapSize'),
     dict(type='PackSegInputs')
 ]
 batch_size = 2  # per GPU: 8 GPUs x 2 = 16

@@ -27,8 +27,8 @@ metainfo = dict(  # = mae_transfer.datasets.synthetic_ade.METAINFO (a test check
     palette=[[120, 120, 120], [4, 200, 3], [220, 20, 60], [0, 102, 200], [255, 184, 6]])
 train_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='mae_transfer.CheckLabelMap'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='mae_transfer.CheckLabelMapSize'),
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -38,8 +38,8 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='mae_transfer.CheckLabelMap'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='mae_transfer.CheckLabelMapSize'),
     dict(type='PackSegInputs')
 ]
 # mmseg's generic BaseSegDataset with ADE20KDataset's conventions (ADE20KDataset itself only knows its 150

@@ -1,50 +1,71 @@
-"""A pipeline check that a segmentation label map has its image's size.
+"""A pipeline check that a segmentation label map can be read and has its image's size.
 
 mmseg's `LoadAnnotations` takes any PNG: a label map of another size (a resized export, the wrong file) goes on
-through the random crop and flip beside the image, misaligned, and trains on wrong labels without a word. Put
-this transform right after `LoadAnnotations` (the segmentation configs do); without a label map (inference
-pipelines drop `LoadAnnotations`) it passes the sample through.
+through the random crop and flip beside the image, misaligned, and trains on wrong labels without a word; a
+damaged one fails with PIL's "cannot identify image file <BytesIO ...>", which names no file. Put this
+transform right before `LoadAnnotations`, after `LoadImageFromFile` (the segmentation configs do). It reads the
+PNG's header and verifies its chunks without decoding the pixels, which `LoadAnnotations` does next.
 """
+import io
 from typing import Optional
 
 from mmcv.transforms import BaseTransform
+from mmengine import fileio
 from mmengine.logging import print_log
+from PIL import Image
 
 from ..registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()
-class CheckLabelMapSize(BaseTransform):
-    """Compare `gt_seg_map` (H, W) with the loaded image's size (`ori_shape`, before any resize).
+class CheckLabelMap(BaseTransform):
+    """Refuse a label map (`seg_map_path`) that is unreadable or not of the loaded image's size (`ori_shape`).
+
+    Samples without a label map pass through: inference pipelines (mmseg's `inference_model`, ours) drop
+    `LoadAnnotations` and have no `seg_map_path`.
 
     Args:
         on_mismatch: 'error' raises a `ValueError` naming both files; 'skip' logs a warning and drops the
             sample (mmengine's dataset then draws another one in training; a test-time pipeline refuses a
             dropped sample, so evaluation stops either way).
+        backend_args: mmengine file backend arguments, as given to `LoadAnnotations`.
     """
 
-    def __init__(self, on_mismatch: str = 'error'):
+    def __init__(self, on_mismatch: str = 'error', backend_args: Optional[dict] = None):
         if on_mismatch not in ('error', 'skip'):
             raise ValueError(f"on_mismatch must be 'error' or 'skip', got {on_mismatch!r}")
         self.on_mismatch = on_mismatch
+        self.backend_args = backend_args
 
     def transform(self, results: dict) -> Optional[dict]:
-        if 'gt_seg_map' not in results:
-            return results  # inference: mmseg's inference_model (and ours) drop LoadAnnotations from the pipeline
-        label_shape = tuple(results['gt_seg_map'].shape[:2])
-        image_shape = tuple(results['ori_shape'][:2])
-        if label_shape == image_shape:
+        label_path = results.get('seg_map_path')
+        if label_path is None:
             return results
-        message = (f"label map {results.get('seg_map_path')} is {label_shape[1]}x{label_shape[0]} (WxH) but its "
-                   f"image {results.get('img_path')} is {image_shape[1]}x{image_shape[0]}: the labels would not "
-                   'line up with the pixels')
+        problem = self._problem(label_path, tuple(results['ori_shape'][:2]), results.get('img_path'))
+        if problem is None:
+            return results
         if self.on_mismatch == 'error':
-            raise ValueError(message)
-        print_log(f'skipping: {message}', logger='current', level=30)  # logging.WARNING
+            raise ValueError(problem)
+        print_log(f'skipping: {problem}', logger='current', level=30)  # logging.WARNING
         return None
+
+    def _problem(self, label_path: str, image_shape: tuple, image_path: Optional[str]) -> Optional[str]:
+        """What is wrong with the label map, or None."""
+        try:
+            with Image.open(io.BytesIO(fileio.get(label_path, backend_args=self.backend_args))) as label:
+                width, height = label.size
+                label.verify()  # chunk checksums and structure, without decoding the pixels
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # PIL raises several types for damaged files
+            return f'label map {label_path} cannot be read ({type(error).__name__}: {error})'
+        if (height, width) == image_shape:
+            return None
+        return (f'label map {label_path} is {width}x{height} (WxH) but its image {image_path} is '
+                f'{image_shape[1]}x{image_shape[0]}: the labels would not line up with the pixels')
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(on_mismatch={self.on_mismatch!r})'
 
 
-__all__ = ['CheckLabelMapSize']
+__all__ = ['CheckLabelMap']
