@@ -1,8 +1,7 @@
 # MAE end-to-end fine-tuning on ImageNet-1k (He et al. 2021, official FINETUNE.md / main_finetune.py), ViT-B/16.
 # Children set the architecture and the values that differ per size (lr, layer decay, drop path, epochs) or
 # the protocol (partial fine-tuning); everything else is the paper's recipe.
-default_scope = 'mae_transfer'
-custom_imports = dict(imports=['mae_transfer'], allow_failed_imports=False)
+_base_ = ['./default_runtime.py']  # scope, hooks, logging, seeding
 
 # ---- model -----------------------------------------------------------------------------------------------
 num_classes = 1000
@@ -72,19 +71,4 @@ test_cfg = dict(type='TestLoop')
 
 # ---- runtime ---------------------------------------------------------------------------------------------
 default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True, save_best='accuracy/top1',
-                    rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(window_size=20, by_epoch=True)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, diff_rank_seed=True)
+    checkpoint=dict(max_keep_ckpts=2, save_last=True, save_best='accuracy/top1', rule='greater'))

@@ -2,8 +2,7 @@
 # token after the encoder's norm, BatchNorm1d(affine=False, eps=1e-6) + linear head (std 0.01), LARS, blr 0.1
 # at batch 16384, weight decay 0, 90 epochs with 10 warm-up (68.0 top-1). The BatchNorm's running statistics
 # are updated in training and saved with the model.
-default_scope = 'mae_transfer'
-custom_imports = dict(imports=['mae_transfer'], allow_failed_imports=False)
+_base_ = ['./default_runtime.py']  # scope, hooks, logging, seeding
 
 # ---- model -----------------------------------------------------------------------------------------------
 num_classes = 1000
@@ -63,19 +62,5 @@ test_cfg = dict(type='TestLoop')
 
 # ---- runtime ---------------------------------------------------------------------------------------------
 default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True, save_best='accuracy/top1',
-                    rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(window_size=20, by_epoch=True)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, diff_rank_seed=True)
+    logger=dict(interval=10),
+    checkpoint=dict(max_keep_ckpts=2, save_last=True, save_best='accuracy/top1', rule='greater'))

@@ -1,7 +1,6 @@
 # MAE pretraining recipe (He et al. 2021; official repo's PRETRAIN.md), ViT-B/16 on ImageNet-1k train.
 # Children set the architecture (and batch where it differs); everything else is the paper's recipe.
-default_scope = 'mae_transfer'
-custom_imports = dict(imports=['mae_transfer'], allow_failed_imports=False)
+_base_ = ['./default_runtime.py']  # scope, hooks, logging, seeding
 
 # ---- model -----------------------------------------------------------------------------------------------
 model = dict(
@@ -61,20 +60,5 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
 
 # ---- runtime ---------------------------------------------------------------------------------------------
-default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=3, save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+default_hooks = dict(checkpoint=dict(interval=20, max_keep_ckpts=3, save_last=True))
 custom_hooks = [dict(type='ReconstructionHook', interval=5000, num_images=6)]
-env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(window_size=20, by_epoch=True)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,39 +1,6 @@
 # Tiny CPU twin of partial fine-tuning: the patch embedding and the first 2 of 4 blocks frozen (eval mode), the
-# last 2 blocks, fc_norm and the head trained with the fine-tuning recipe (see the fine-tuning twin).
-_base_ = ['../_base_/cls_finetune.py']
+# last 2 blocks, fc_norm and the head trained with the fine-tuning twin's recipe, data and schedule.
+_base_ = ['./mae_vit-tiny-p16_1xb32-ft_synthetic.py']
 
-num_classes = 8
-img_size = 128  # the tiny MAE pretraining size: pos_embed grid of its checkpoint
-input_size = 64  # training and evaluation crops; pos_embed is resized to the 4 x 4 grid on the fly
 frozen_blocks = 2
-model = dict(protocol='partial_finetune', frozen_blocks=frozen_blocks, num_classes=num_classes,
-             backbone=dict(arch='tiny', img_size=img_size, drop_path_rate=0.1, init_cfg=None),
-             mixup=dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.5))  # every other batch: a short schedule
-
-data_root = 'data/synthetic_cls'
-train_transform = dict(input_size=input_size, scale=(0.35, 1.0), auto_augment='rand-m9-mstd0.5-inc1')
-val_transform = dict(input_size=input_size, crop_pct=224 / 256)
-batch_size = 32
-train_dataloader = dict(batch_size=batch_size, num_workers=2, pin_memory=False,
-                        dataset=dict(data_root=data_root + '/train', transform=train_transform))
-val_dataloader = dict(batch_size=64, num_workers=1, pin_memory=False,
-                      dataset=dict(data_root=data_root + '/val', transform=val_transform,
-                                   classes=data_root + '/train'))
-test_dataloader = val_dataloader
-
-iters = 600
-warmup_iters = 50
-lr = 5e-4 * batch_size / 256 * 10  # 10x the paper's blr: a short run
-optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(num_layers=4, decay_rate=0.75))
-auto_scale_lr = dict(base_batch_size=batch_size)  # the lr above is for this batch already
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', T_max=iters - warmup_iters, eta_min_ratio=1e-2, by_epoch=False,
-         begin=warmup_iters, end=iters),
-]
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
-
-default_hooks = dict(logger=dict(interval=50),
-                     checkpoint=dict(by_epoch=False, interval=iters, max_keep_ckpts=1, save_best=None))
-log_processor = dict(by_epoch=False)
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+model = dict(protocol='partial_finetune', frozen_blocks=frozen_blocks)

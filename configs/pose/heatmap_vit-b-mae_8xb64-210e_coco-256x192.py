@@ -3,8 +3,7 @@
 # Reference: 75.8 AP on COCO val2017 with the 56 AP person detector's boxes (flip test).
 # Data: data/coco/{train2017,val2017}/, data/coco/annotations/person_keypoints_{train,val}2017.json,
 # data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json.
-default_scope = 'mae_transfer'
-custom_imports = dict(imports=['mae_transfer'], allow_failed_imports=False)
+_base_ = ['../_base_/default_runtime.py']  # scope, hooks, logging, seeding
 
 # ---- model -----------------------------------------------------------------------------------------------
 input_size = (192, 256)  # (w, h)
@@ -101,18 +100,7 @@ test_cfg = dict(type='TestLoop')
 
 # ---- runtime ---------------------------------------------------------------------------------------------
 default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=10, save_best='coco/AP', rule='greater', max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(window_size=50, by_epoch=True)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, diff_rank_seed=True)
+    logger=dict(interval=50),
+    checkpoint=dict(interval=10, save_best='coco/AP', rule='greater', max_keep_ckpts=1))
+env_cfg = dict(cudnn_benchmark=False)
+log_processor = dict(window_size=50)
