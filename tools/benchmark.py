@@ -23,13 +23,13 @@ allocated). Numbers are printed, never asserted: machines are shared and noisy.
 """
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from typing import List, Tuple
 
 import torch
+
+from mae_transfer.utils.benchmarking import peak_memory_mib, run_in_fresh_process
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -80,8 +80,7 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
             if device == 'cuda':
                 torch.cuda.synchronize()
             encoder_times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == 'cuda'
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # ru_maxrss is KiB on Linux
+    peak = peak_memory_mib(device)
     return dict(arch=arch, batch=batch, img_size=img_size, mask_ratio=mask_ratio, dtype=dtype, device=device,
                 threads=torch.get_num_threads(), step_s=median, img_per_s=batch / median,
                 encoder_fwd_ms=1000 * sorted(encoder_times)[len(encoder_times) // 2],
@@ -130,7 +129,7 @@ def measure_backbone(spec: dict, iters: int, warmup: int, threads: int, profile:
     torch.manual_seed(0)
     model = MAEViT(**spec['options']).to(device).train()
     imgs = torch.randn(spec['batch'], 3, spec['img_size'], spec['img_size'], device=device)
-    before_step_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before_step_mem = peak_memory_mib(device)
 
     def sync() -> None:
         if device == 'cuda':
@@ -157,8 +156,7 @@ def measure_backbone(spec: dict, iters: int, warmup: int, threads: int, profile:
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=25), file=sys.stderr)
     times = sorted((step() for _ in range(iters)), key=sum)
     fwd, bwd = times[len(times) // 2]
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == 'cuda'
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # ru_maxrss is KiB on Linux
+    peak = peak_memory_mib(device)
     return dict(spec, device=device, threads=torch.get_num_threads(), fwd_s=fwd, bwd_s=bwd, step_s=fwd + bwd,
                 peak_mem_mib=peak, before_step_mem_mib=before_step_mem,
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
@@ -176,11 +174,10 @@ def run_backbone(args: argparse.Namespace) -> None:
     print(f'{"setting":>14} {"batch":>5} {"px":>5} {"cp":>3} {"fwd s":>7} {"bwd s":>7} {"total s":>8} '
           f'{"peak GB":>8} {"before GB":>9}  device')
     for spec in specs:
-        command = [sys.executable, __file__, 'backbone', '--single', json.dumps(spec), '--iters', str(args.iters),
+        command = [__file__, 'backbone', '--single', json.dumps(spec), '--iters', str(args.iters),
                    '--warmup', str(args.warmup), '--threads', str(args.threads)]
         command += ['--profile'] if args.profile else []
-        out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
+        r = run_in_fresh_process(command, show_stderr=True)  # stderr: the profile
         print(f'{r["setting"]:>14} {r["batch"]:>5} {r["img_size"]:>5} {"on" if r["options"]["with_cp"] else "off":>3} '
               f'{r["fwd_s"]:>7.2f} {r["bwd_s"]:>7.2f} {r["step_s"]:>8.2f} {r["peak_mem_mib"] / 1024:>8.2f} '
               f'{r["before_step_mem_mib"] / 1024:>9.2f}  {r["device"]} ({r["threads"]} threads)', flush=True)
@@ -193,12 +190,11 @@ def run_pretrain(args: argparse.Namespace) -> None:
     print(f'{"mask":>5} {"dtype":>5} {"img/s":>8} {"s/step":>8} {"enc fwd ms":>10} {"peak MiB":>9}  device')
     for mask_ratio in args.mask_ratios:
         for dtype in args.dtypes:
-            command = [sys.executable, __file__, 'pretrain', '--single', '--arch', args.arch, '--batch',
+            command = [__file__, 'pretrain', '--single', '--arch', args.arch, '--batch',
                        str(batch), '--img-size', str(img_size), '--mask-ratios', str(mask_ratio),
                        '--dtypes', dtype, '--iters', str(args.iters), '--warmup', str(args.warmup),
                        '--threads', str(args.threads)] + (['--profile'] if args.profile else [])
-            out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
-            r = json.loads(out.strip().splitlines()[-1])
+            r = run_in_fresh_process(command, show_stderr=True)  # stderr: the profile
             print(f'{mask_ratio:>5.2f} {dtype:>5} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
                   f'{r["encoder_fwd_ms"]:>10.0f} '
                   f'{r["peak_mem_mib"]:>9.0f}  {r["device"]} ({r["threads"]} threads)', flush=True)

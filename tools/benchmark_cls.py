@@ -9,8 +9,8 @@ models (parameters, peak memory, one forward + backward).
 
 tiny: generates `data/synthetic_cls/` if missing (8 shape classes, 80 train + 25 val images each), evaluates
 the untrained model (encoder as initialised, random head), trains the tiny config, evaluates again, and prints
-chance / untrained / trained top-1 and top-5 with the seconds per training iteration (wall time of the whole
-run divided by its iterations: data loading included).
+chance / untrained / trained top-1 and top-5 with the seconds per training iteration (wall time of the training
+run divided by its iterations: data loading included, evaluation not; `--iters N` shortens the runs).
 full: each config in a fresh process (CPU: peak RSS of that process; GPU: peak allocated), the model built as
 the config says (frozen parts frozen), random weights, one forward + backward on random images.
 Numbers are printed, never asserted: the machine is shared.
@@ -18,13 +18,13 @@ Numbers are printed, never asserted: the machine is shared.
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
+
+from mae_transfer.utils.benchmarking import (FreshProcessError, build_random_model, default_device, learning_check,
+                                             parameter_counts, run_in_fresh_process, time_training_steps)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIGS = {
@@ -46,55 +46,34 @@ def ensure_synthetic_data(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def tiny_config(protocol: str, data_root: Path, work_dir: Path, pretrained: Optional[str] = None):
+def tiny_config(protocol: str, data_root: Path):
+    """The protocol's tiny config, reading the class folders under `data_root`."""
     from mmengine.config import Config
 
-    from mae_transfer.utils.configs import set_pretrained
     cfg = Config.fromfile(str(ROOT / TINY_CONFIGS[protocol]))
-    cfg.work_dir = str(work_dir)
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'), ('test_dataloader', 'val')):
         cfg[loader].dataset.data_root = str(data_root / split)
         if split == 'val':
             cfg[loader].dataset.classes = str(data_root / 'train')
-    if pretrained:
-        set_pretrained(cfg, pretrained)
     return cfg
 
 
-def evaluate_untrained(cfg) -> Dict[str, float]:
-    """Top-1 / top-5 of the model as initialised (the encoder's init_cfg applied, random head)."""
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg.copy())
-    runner.model.init_weights()
-    return runner.test()
-
-
-def train_and_evaluate(cfg) -> Dict[str, float]:
-    """Train the config (its own schedule) and evaluate; adds `s_per_iter` and `train_s`."""
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg.copy())
-    start = time.perf_counter()
-    runner.train()  # validates at the end of the schedule
-    train_s = time.perf_counter() - start
-    metrics = runner.test()
-    return dict(metrics, train_s=train_s, s_per_iter=train_s / cfg.train_cfg.max_iters)
-
-
-def run_tiny(protocols: List[str], data_root: Path, work_root: Path, pretrained: Optional[str] = None) -> List[dict]:
-    import mae_transfer  # noqa: F401  (registries, checkpoint allowlist)
-    import torch
+def run_tiny(protocols: List[str], data_root: Path, work_root: Path, pretrained: Optional[str] = None,
+             iters: Optional[int] = None) -> List[dict]:
     ensure_synthetic_data(data_root)
     rows = []
     for protocol in protocols:
-        cfg = tiny_config(protocol, data_root, work_root / protocol, pretrained)
+        cfg = tiny_config(protocol, data_root)
         num_classes = cfg.model.num_classes
-        before = evaluate_untrained(cfg)
-        after = train_and_evaluate(cfg)
+        # untrained: the encoder as initialised (its init_cfg applied), random head
+        result = learning_check(cfg, dict(top1='accuracy/top1', top5='accuracy/top5'), iters, pretrained,
+                                work_dir=str(work_root / protocol))
+        before, after = result['before'], result['after']
         row = dict(protocol=protocol, init='MAE' if pretrained else 'random', chance=100.0 / num_classes,
-                   untrained_top1=before['accuracy/top1'], untrained_top5=before['accuracy/top5'],
-                   trained_top1=after['accuracy/top1'], trained_top5=after['accuracy/top5'],
-                   iters=cfg.train_cfg.max_iters, batch=cfg.train_dataloader.batch_size,
-                   s_per_iter=after['s_per_iter'], train_s=after['train_s'], threads=torch.get_num_threads())
+                   untrained_top1=before['top1'], untrained_top5=before['top5'],
+                   trained_top1=after['top1'], trained_top5=after['top5'], iters=result['iters'],
+                   batch=result['batch'], s_per_iter=result['s_per_iter'], train_s=result['train_s'],
+                   threads=result['threads'])
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f'\n{"protocol":<17} {"init":<7} {"chance":>7} {"untrained top-1":>16} {"trained top-1":>14} '
@@ -109,42 +88,27 @@ def run_tiny(protocols: List[str], data_root: Path, work_root: Path, pretrained:
 def measure_full(config: str, batch: int, img_size: int) -> dict:
     """Parameters and one forward + backward of the config's model (call in a fresh process for its memory)."""
     import torch
-    from mmengine.config import Config
 
-    import mae_transfer  # noqa: F401
-    from mae_transfer.utils.configs import build_model
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = build_model(cfg).to(device).train()
+    device = default_device()
+    cfg, model = build_random_model(config, device)
     inputs = torch.randn(batch, 3, img_size, img_size, device=device)
     labels = torch.arange(batch, device=device) % cfg.model.num_classes
-    times = []
-    for _ in range(2):  # the first one warms up
-        start = time.perf_counter()
-        loss = model(inputs, labels, mode='loss')['loss']
-        loss.backward()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-        model.zero_grad(set_to_none=True)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device == 'cuda'
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    # two steps: the first one warms up
+    cost = time_training_steps(model, lambda: model(inputs, labels, mode='loss')['loss'], 2, device=device)
     return dict(config=Path(config).name, protocol=cfg.model.protocol, device=device, batch=batch,
-                img_size=img_size, params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                trainable_m=sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
-                fwd_bwd_s=times[-1], peak_mem_mib=peak, threads=torch.get_num_threads())
+                img_size=img_size, **parameter_counts(model), fwd_bwd_s=cost['step_s'][-1],
+                peak_mem_mib=cost['peak_mem_mib'], threads=torch.get_num_threads())
 
 
 def run_full(configs: List[str], batch: int, img_size: int) -> List[dict]:
     rows = []
     for config in configs:
-        out = subprocess.run([sys.executable, __file__, '_measure', config, '--batch', str(batch),
-                              '--img-size', str(img_size)], capture_output=True, text=True, cwd=ROOT)
-        if out.returncode:
-            print(f'{config}: failed\n{out.stderr[-2000:]}', flush=True)
+        try:
+            row = run_in_fresh_process([__file__, '_measure', config, '--batch', str(batch), '--img-size',
+                                        str(img_size)], cwd=str(ROOT))
+        except FreshProcessError as error:
+            print(f'{config}: failed\n{error.stderr[-2000:]}', flush=True)
             continue
-        row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f'{row["config"]}: {row["protocol"]}, {row["params_m"]:.1f} M parameters '
               f'({row["trainable_m"]:.2f} M trainable), batch {batch} at {img_size}: forward + backward '
@@ -162,6 +126,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     tiny.add_argument('--data-root', default='data/synthetic_cls')
     tiny.add_argument('--work-dir', default=None, help='default: a temporary folder')
     tiny.add_argument('--pretrained', default=None, help='encoder checkpoint (e.g. the demo\'s tiny MAE)')
+    tiny.add_argument('--iters', type=int, default=None, help="training iterations (each config's)")
     full = sub.add_parser('full', help='full-size models: parameters, memory, forward + backward')
     full.add_argument('--configs', nargs='+', default=FULL_CONFIGS)
     full.add_argument('--batch', type=int, default=8)
@@ -175,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     os.chdir(ROOT)
     if args.command == 'tiny':
         work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix='benchmark_cls_'))
-        run_tiny(args.protocols, Path(args.data_root), work, args.pretrained)
+        run_tiny(args.protocols, Path(args.data_root), work, args.pretrained, args.iters)
     elif args.command == 'full':
         run_full(args.configs, args.batch, args.img_size)
     else:

@@ -1,0 +1,274 @@
+"""The harness shared by the benchmark scripts (tools/benchmark*.py): printed numbers, never assertions.
+
+Two measurements recur in every task's script:
+
+- a learning check of a tiny config (`learning_check`): evaluate the model as initialised, train it (timed:
+  wall and CPU seconds per iteration), evaluate again; `print_before_after` prints the two rows;
+- the cost of a full-size config (`build_random_model`, `time_training_steps`): training forward + backward
+  passes and the peak memory, measured in a fresh interpreter (`run_in_fresh_process`) so that the peak RSS
+  is this model's alone.
+
+`add_common_arguments`, `child_arguments` and `run_task_benchmark` are the command line around them.
+This lives in the package, not in tools/, because the tests load the scripts with `runpy.run_path`, where
+tools/ is not on sys.path.
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+
+
+def peak_memory_mib(device: str) -> float:
+    """The process's peak memory so far in MiB: peak RSS on CPU, peak allocated tensor memory on a GPU.
+
+    The RSS peak never goes down, so only a fresh process measures one model (see `run_in_fresh_process`).
+    """
+    if device == 'cuda':
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+
+
+def default_device() -> str:
+    """'cuda' where a GPU is visible, else 'cpu'."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def build_random_model(config: str, device: str = 'cpu') -> Tuple[Config, torch.nn.Module]:
+    """A config's model with random backbone weights (the cost does not depend on them and no checkpoint is
+    needed), seeded, in training mode on `device`; returns (the Config, the model)."""
+    from mae_transfer.utils.configs import build_model
+
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    return cfg, build_model(cfg).to(device).train()
+
+
+def parameter_counts(model: torch.nn.Module) -> Dict[str, float]:
+    """Millions of parameters: params_m (all), trainable_m (requires_grad) and backbone_params_m."""
+    return dict(params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+                trainable_m=sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
+                backbone_params_m=sum(p.numel() for p in model.backbone.parameters()) / 1e6)
+
+
+def time_training_steps(model: torch.nn.Module, compute_loss: Callable[[], torch.Tensor], steps: int,
+                        amp: bool = False, device: str = 'cpu') -> Dict[str, object]:
+    """Time `steps` training forward + backward passes; returns dict(step_s, peak_mem_mib, before_step_mem_mib).
+
+    Args:
+        model: the model in training mode; its gradients are dropped after each step (no optimizer step).
+        compute_loss: runs one forward pass on fixed inputs and returns the scalar loss.
+        steps: passes to time; `step_s` holds one time per pass (the first includes any warm-up cost: callers
+            that want a steady-state number drop it).
+        amp: run `compute_loss` under bf16 autocast (the backward pass follows autocast's dtypes).
+        device: 'cpu' or 'cuda', where the model and its inputs are.
+    """
+    before = peak_memory_mib(device)  # what building the model and its inputs cost
+    times = []
+    for _ in range(steps):
+        if device == 'cuda':
+            torch.cuda.synchronize()  # kernels still queued from before must not count
+        start = time.perf_counter()
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
+            loss = compute_loss()
+        loss.backward()
+        if device == 'cuda':
+            torch.cuda.synchronize()  # CUDA runs asynchronously: wait for the backward pass to finish
+        times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+    return dict(step_s=times, peak_mem_mib=peak_memory_mib(device), before_step_mem_mib=before)
+
+
+class FreshProcessError(RuntimeError):
+    """A measurement's child process failed or printed no JSON; `stderr` holds what it wrote there."""
+
+    def __init__(self, message: str, stderr: str):
+        super().__init__(message)
+        self.stderr = stderr
+
+
+def run_in_fresh_process(argv: Sequence[str], cwd: Optional[str] = None, show_stderr: bool = False) -> dict:
+    """Run `python ARGV...` in a new interpreter and return the JSON object on the last line of its stdout.
+
+    A fresh process so that the peak RSS is the measurement's own: the parent has imported and built other
+    things, and a process's peak RSS never goes down.
+
+    Args:
+        argv: the script and its arguments.
+        cwd: the child's working directory; the parent's by default.
+        show_stderr: copy the child's stderr (warnings, profiles) to ours once it has finished; it is hidden
+            otherwise, unless the child fails.
+
+    Raises:
+        FreshProcessError: the child exited with an error or its last line is not JSON; the message ends with
+            the tail of the child's stderr.
+    """
+    command = [sys.executable, *map(str, argv)]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    if show_stderr and out.returncode == 0:
+        sys.stderr.write(out.stderr)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    problem = f'exited with status {out.returncode}' if out.returncode else 'printed no JSON on its last line'
+    raise FreshProcessError(f'{" ".join(command)} {problem}; its stderr ends with:\n{out.stderr[-2000:]}',
+                            out.stderr)
+
+
+def learning_check(cfg: Config, metrics: Mapping[str, str], iters: Optional[int] = None,
+                   pretrained: Optional[str] = None, seed: int = 0, work_dir: Optional[str] = None,
+                   work_dir_prefix: str = 'benchmark_') -> dict:
+    """Evaluate the model as initialised, train it (timed), evaluate again; returns metrics and timings.
+
+    The caller has pointed the config at its data. "Before" is exactly the weights training starts from
+    (`init_weights` runs once: `train()` does not initialise again), so a pretrained backbone counts as
+    untrained for the task. No validation runs inside the timed training: its cost is not the training's.
+
+    Args:
+        cfg: the Config of a tiny, iteration-based recipe; changed in place (schedule scaled to `iters`, seed,
+            work_dir, no validation loop).
+        metrics: short name -> key of the metric in `Runner.test()`'s result, e.g. {'mIoU': 'mIoU'}.
+        iters: training iterations; the config's by default.
+        pretrained: backbone checkpoint (any supported format); random initialisation when left out.
+        seed: randomness seed of the run.
+        work_dir: logs and checkpoints; a new temporary folder (named with `work_dir_prefix`) by default.
+
+    Returns:
+        dict(before, after (short name -> float), iters, batch, train_s, s_per_iter, cpu_s_per_iter (of this
+        process: data workers excluded), threads, work_dir).
+    """
+    from mmengine.runner import Runner
+
+    import mae_transfer  # noqa: F401  (registries, checkpoint allowlist)
+    from mae_transfer.utils.configs import set_pretrained
+    from mae_transfer.utils.schedule import set_schedule_length
+
+    set_pretrained(cfg, pretrained)
+    iters = iters or cfg.train_cfg.max_iters
+    set_schedule_length(cfg, iters=iters)  # warmup and lr steps move with a shorter or longer run
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # evaluate outside the timed training
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = str(work_dir or tempfile.mkdtemp(prefix=work_dir_prefix))
+
+    runner = Runner.from_cfg(cfg)
+    runner.model.init_weights()
+    before = runner.test()
+    wall, cpu = time.perf_counter(), time.process_time()
+    runner.train()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = runner.test()
+    return dict(before={name: float(before[key]) for name, key in metrics.items()},
+                after={name: float(after[key]) for name, key in metrics.items()}, iters=iters,
+                batch=cfg.train_dataloader.batch_size, train_s=wall, s_per_iter=wall / iters,
+                cpu_s_per_iter=cpu / iters, threads=torch.get_num_threads(), work_dir=cfg.work_dir)
+
+
+def print_before_after(result: dict, width: int, digits: int, total: bool = False) -> None:
+    """Print a `learning_check` result (plus its 'config' and 'pretrained'): the metrics before and after.
+
+    Args:
+        result: `learning_check`'s dict with 'config' and 'pretrained' added.
+        width: column width of each metric.
+        digits: decimals of each metric.
+        total: also print the whole training time in seconds.
+    """
+    keys = list(result['before'])
+    print(f'tiny twin {result["config"]} (pretrained: {result["pretrained"]}), {result["iters"]} iterations of '
+          f'batch {result["batch"]}, {result["threads"]} torch threads')
+    print(f'{"":>10} ' + ' '.join(f'{key:>{width}}' for key in keys))
+    for name in ('before', 'after'):
+        print(f'{name:>10} ' + ' '.join(f'{result[name][key]:>{width}.{digits}f}' for key in keys))
+    print('training: ' + (f'{result["train_s"]:.0f} s, ' if total else '')
+          + f'{result["s_per_iter"]:.3f} s/iter wall, {result["cpu_s_per_iter"]:.3f} s/iter CPU of the '
+          f'main process; logs in {result["work_dir"]}')
+
+
+def print_step_cost(result: dict, size: Sequence[int]) -> None:
+    """Print a full-size measurement: parameters, then the time of each step and the peak memory.
+
+    Args:
+        result: dict with config, params_m, backbone_params_m, batch, amp, device, threads and
+            `time_training_steps`'s keys.
+        size: input height and width.
+    """
+    print(f'{result["config"]}: {result["params_m"]:.1f} M parameters ({result["backbone_params_m"]:.1f} M backbone)')
+    print(f'one training forward + backward, batch {result["batch"]}, {size[0]}x{size[1]}, '
+          f'{"bf16 autocast" if result["amp"] else "fp32"}, {result["device"]} ({result["threads"]} threads): '
+          + ', '.join(f'{t:.1f} s' for t in result['step_s'])
+          + f'; peak {result["peak_mem_mib"] / 1024:.2f} GB '
+          f'(after building: {result["before_step_mem_mib"] / 1024:.2f} GB)')
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, batch: int, steps: int = 1,
+                         modes: Sequence[str] = ('tiny', 'full'), data_root: Optional[str] = None,
+                         work_dir: Optional[str] = None) -> None:
+    """The options of a task benchmark's `tiny` (learning check) and `full` (step cost) modes.
+
+    `--single` is the hidden flag of the fresh child process that takes the full-size measurement
+    (`child_arguments` writes its command line).
+
+    Args:
+        parser: the script's parser.
+        batch: default images per full-size step.
+        steps: default full-size steps to time.
+        modes: choices of the positional `mode`.
+        data_root: default synthetic set of the tiny mode (None: the config's).
+        work_dir: default work dir of the tiny mode (None: a temporary folder).
+    """
+    parser.add_argument('mode', choices=list(modes))
+    parser.add_argument('--config', default=None, help='tiny: the tiny config; full: the ViT-B recipe')
+    parser.add_argument('--data-root', default=data_root, help='tiny: synthetic set (written if missing)')
+    parser.add_argument('--work-dir', default=work_dir)
+    parser.add_argument('--iters', type=int, default=None, help="tiny: training iterations (the config's)")
+    parser.add_argument('--pretrained', default=None, help='tiny: backbone checkpoint (default: random)')
+    parser.add_argument('--batch', type=int, default=batch, help='full: images per step')
+    parser.add_argument('--steps', type=int, default=steps, help='full: forward + backward passes to time')
+    parser.add_argument('--amp', action='store_true', help='full: bf16 autocast')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (default: torch decides)')
+    parser.add_argument('--single', action='store_true', help=argparse.SUPPRESS)  # the fresh child process
+
+
+def child_arguments(script: str, args: argparse.Namespace, config: str) -> List[str]:
+    """The `full --single` command line of the child process, with the parent's full-mode options."""
+    return [script, 'full', '--single', '--config', config, '--batch', str(args.batch), '--steps', str(args.steps),
+            '--threads', str(args.threads)] + (['--amp'] if args.amp else [])
+
+
+def run_task_benchmark(script: str, doc: str, batch: int, configs: Tuple[str, str], tiny_check: Callable[..., dict],
+                       full_step: Callable[..., dict], print_tiny: Callable[[dict], None],
+                       print_full: Callable[[dict], None], argv: Optional[Sequence[str]] = None) -> None:
+    """The `main` of a task benchmark with `add_common_arguments`' options (det, seg).
+
+    tiny: `tiny_check(config, data_root, work_dir, iters, pretrained)`, printed with `print_tiny`. full: in a
+    fresh child process (the same script with `--single`) `full_step(config, batch, amp, steps)`, whose JSON
+    result the parent prints with `print_full`.
+
+    Args:
+        script: the task script's path (`__file__`), which the child runs.
+        doc: the script's docstring, for --help.
+        batch: default images per full-size step.
+        configs: the default tiny and full-size configs.
+        argv: the command line; sys.argv by default.
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, batch)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.mode == 'tiny':
+        print_tiny(tiny_check(args.config or configs[0], args.data_root, args.work_dir, args.iters, args.pretrained))
+    elif args.single:  # the child: measure here, one JSON line for the parent
+        print(json.dumps(full_step(args.config or configs[1], args.batch, args.amp, args.steps)))
+    else:
+        print_full(run_in_fresh_process(child_arguments(script, args, args.config or configs[1])))
