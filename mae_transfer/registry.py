@@ -41,7 +41,8 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['mae_tra
 LOG_PROCESSORS = Registry('log processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
 
 # Data.
-# checked_coco imports mmdet, so mae_transfer.datasets leaves it out (segmentation never needs mmdet).
+# checked_coco imports mmdet: a location of its own, so that mae_transfer.datasets (the transforms' location,
+# which mmseg configs reach) stays free of mmdet.
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
                     locations=['mae_transfer.datasets', 'mae_transfer.datasets.checked_coco'])
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,

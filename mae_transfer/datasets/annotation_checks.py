@@ -1,7 +1,13 @@
 """Clear errors for unreadable annotation files: the file and the problem, not a bare JSONDecodeError."""
+import contextlib
+import io
 import json
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Sequence, TypeVar, Union
+
+from pycocotools.coco import COCO
+
+CocoApi = TypeVar('CocoApi', bound=COCO)
 
 
 def load_json_annotations(path: Union[str, Path], required_keys: Sequence[str] = (), kind: str = 'annotation',
@@ -32,4 +38,13 @@ def load_json_annotations(path: Union[str, Path], required_keys: Sequence[str] =
     return data
 
 
-__all__ = ['load_json_annotations']
+def index_coco_quietly(coco: CocoApi, data: dict) -> CocoApi:
+    """Give a pycocotools `COCO` (or subclass) instance already parsed and checked data, and build its index
+    without pycocotools' prints on stdout."""
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+__all__ = ['index_coco_quietly', 'load_json_annotations']

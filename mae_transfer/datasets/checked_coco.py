@@ -6,17 +6,16 @@ class (all of them, when `metainfo=dict(classes=...)` was forgotten). This subcl
 The detection configs use it as `type='mae_transfer.CheckedCocoDataset'`; everything else is mmdet's.
 
 This module imports mmdet, so it is registered through its own entry in the dataset registry's `locations`
-instead of from `mae_transfer.datasets`: segmentation never needs mmdet.
+instead of from `mae_transfer.datasets`, which mmseg configs import for our transforms: segmentation never
+imports mmdet (building one of our own-scope datasets does, once).
 """
-import contextlib
-import io
 from typing import List
 
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 
 from ..registry import DATASETS
-from .annotation_checks import load_json_annotations
+from .annotation_checks import index_coco_quietly, load_json_annotations
 
 KIND = 'COCO instance annotation'
 
@@ -26,9 +25,8 @@ class CheckedCOCO(COCO):
 
     def __init__(self, annotation_file: str):
         super().__init__()
-        self.dataset = load_json_annotations(annotation_file, ('images', 'annotations', 'categories'), kind=KIND)
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.createIndex()
+        index_coco_quietly(self, load_json_annotations(annotation_file, ('images', 'annotations', 'categories'),
+                                                       kind=KIND))
         self.img_ann_map, self.cat_img_map = self.imgToAnns, self.catToImgs  # mmdet's aliases, set in its init
 
 

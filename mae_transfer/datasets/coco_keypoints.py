@@ -12,8 +12,6 @@ detector's results in COCO results format) every detection of category 1 with sc
 becomes one item instead, without keypoints; the COCO keypoint metric then rescores and OKS-NMSes them.
 The synthetic set of `synthetic_pose.py` is written in this very format.
 """
-import contextlib
-import io
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -25,7 +23,7 @@ from pycocotools.coco import COCO
 from ..models.pose.geometry import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS,
                                     COCO_SKELETON, COCO_UPPER_BODY_IDS)
 from ..registry import DATASETS
-from .annotation_checks import load_json_annotations
+from .annotation_checks import index_coco_quietly, load_json_annotations
 
 COCO_KEYPOINT_METAINFO = dict(
     dataset_name='coco',
@@ -143,11 +141,7 @@ def load_coco_quietly(ann_file: str) -> COCO:
     """pycocotools' COCO without its prints on stdout; a clear `ValueError` naming the file when it is not JSON
     or lacks COCO's 'images' / 'annotations'."""
     data = load_json_annotations(ann_file, required_keys=('images', 'annotations'), kind='COCO keypoint annotation')
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = data
-        coco.createIndex()
-    return coco
+    return index_coco_quietly(COCO(), data)
 
 
 __all__ = ['COCO_KEYPOINT_METAINFO', 'CocoKeypointsDataset', 'load_coco_quietly', 'xywh_to_clipped_xyxy']

@@ -7,6 +7,7 @@ transform right before `LoadAnnotations`, after `LoadImageFromFile` (the segment
 PNG's header and verifies its chunks without decoding the pixels, which `LoadAnnotations` does next.
 """
 import io
+import logging
 from typing import Optional
 
 from mmcv.transforms import BaseTransform
@@ -46,7 +47,7 @@ class CheckLabelMap(BaseTransform):
             return results
         if self.on_mismatch == 'error':
             raise ValueError(problem)
-        print_log(f'skipping: {problem}', logger='current', level=30)  # logging.WARNING
+        print_log(f'skipping: {problem}', logger='current', level=logging.WARNING)
         return None
 
     def _problem(self, label_path: str, image_shape: tuple, image_path: Optional[str]) -> Optional[str]:
