@@ -32,7 +32,7 @@ from mmengine.logging import print_log
 from .checkpoint_formats import (BLOCK_KEY, CANONICAL_BLOCK_KEYS, CANONICAL_TOP_KEYS, RENAMERS,
                                  UnknownCheckpointFormatError, detect_scheme, dropped_kind, encoder_prefixes)
 from .engine.safe_load import safe_torch_load
-from .models.pos_embed import get_2d_sincos_pos_embed
+from .models.layers.pos_embed import get_2d_sincos_pos_embed
 
 PathLike = Union[str, os.PathLike]
 CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')

@@ -50,11 +50,14 @@ DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SC
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['mae_transfer.datasets'])
 
 # Models.
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['mae_transfer.models'])
+# mae_transfer.models imports its registering sub-packages lazily (see its docstring), so they are listed here.
+MODEL_LOCATIONS = ['mae_transfer.models.backbones', 'mae_transfer.models.necks', 'mae_transfer.models.heads',
+                   'mae_transfer.models.pose', 'mae_transfer.models.classifiers', 'mae_transfer.models.mae_pretrainer']
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE, locations=MODEL_LOCATIONS)
 MODEL_WRAPPERS = Registry('model wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
                           locations=['mae_transfer.engine'])
 WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, scope=SCOPE)
-TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, scope=SCOPE, locations=['mae_transfer.models'])
+TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, scope=SCOPE, locations=['mae_transfer.codecs'])
 
 # Optimisation.
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope=SCOPE, locations=['mae_transfer.engine'])

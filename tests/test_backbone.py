@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 import mae_transfer  # noqa: F401  (allowlists argparse.Namespace for torch.load)
-from mae_transfer.models import (ARCH_SETTINGS, MAE_ARCHS, LayerNorm2d, MAEViT, SimpleFPN, WindowRelPosAttention,
+from mae_transfer.models import (ARCHS, MAE_FACTORIES, LayerNorm2d, MAEViT, SimpleFPN, WindowRelPosAttention,
                                  load_pretrained_backbone, mae_vit_tiny_patch16, resize_pos_embed)
 from mae_transfer.models import pretrained as pretrained_module
-from mae_transfer.models.vitdet_attention import get_rel_pos
+from mae_transfer.models.layers.window_attention import get_rel_pos
 from mae_transfer.utils.configs import CONFIG_ROOT
 
 
@@ -40,11 +40,14 @@ def randomise_rel_pos(model: torch.nn.Module, seed: int = 1) -> None:
 # -------------------------------------------------------------------------------------------- shapes, sizes
 
 @pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
-def test_arch_settings_match_mae_factories(arch):
-    mae = MAE_ARCHS[arch](img_size=32)
-    settings = ARCH_SETTINGS[arch]
-    assert (mae.embed_dim, len(mae.blocks), mae.blocks[0].attn.num_heads, mae.patch_size) == (
-        settings['embed_dim'], settings['depth'], settings['num_heads'], settings['patch_size'])
+def test_arch_table_drives_mae_factories_and_backbone(arch):
+    mae = MAE_FACTORIES[arch](img_size=32)
+    backbone = MAEViT(arch=arch, img_size=32)
+    dims = ARCHS[arch]
+    expected = (dims.embed_dim, dims.depth, dims.num_heads, dims.patch_size)
+    assert (mae.embed_dim, len(mae.blocks), mae.blocks[0].attn.num_heads, mae.patch_size) == expected
+    assert (backbone.embed_dim, len(backbone.blocks), backbone.blocks[0].attn.num_heads,
+            backbone.patch_size) == expected
 
 
 @pytest.mark.parametrize('final_norm', [False, True])

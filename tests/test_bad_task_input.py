@@ -263,7 +263,7 @@ def pose_dataset(root: Path, ann_file: str = 'annotations/person_keypoints_train
 
 
 def test_pose_person_with_all_keypoints_invisible_is_skipped_and_gives_no_nan(pose_root):
-    from mae_transfer.models.pose.heads import KeypointMSELoss
+    from mae_transfer.models.heads import KeypointMSELoss
     data = json.loads((pose_root / 'annotations' / 'person_keypoints_train.json').read_text())
     hidden = data['annotations'][0]
     hidden['keypoints'] = [0 if i % 3 == 2 else v for i, v in enumerate(hidden['keypoints'])]

@@ -26,7 +26,7 @@ from mae_transfer.checkpoint import (CheckpointMeta, UnknownCheckpointFormatErro
 from mae_transfer.checkpoint_zoo import MODEL_ZOO, fetch_checkpoint
 from mae_transfer.engine.safe_load import UnsafeCheckpointError
 from mae_transfer.models.mae import MaskedAutoencoderViT, mae_vit_tiny_patch16
-from mae_transfer.models.vit import ViTEncoder
+from mae_transfer.models.layers.vit import ViTEncoder
 from mae_transfer.utils.download import ChecksumMismatch, DownloadInterrupted, part_path
 
 REPO = Path(__file__).resolve().parents[1]

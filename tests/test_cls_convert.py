@@ -6,7 +6,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from mae_transfer.checkpoint_timm import classifier_to_timm
-from mae_transfer.models.classifier import ViTClassifier
+from mae_transfer.models.classifiers import ViTClassifier
 
 NUM_CLASSES = 6
 

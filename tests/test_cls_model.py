@@ -7,7 +7,7 @@ from mmengine.registry import DefaultScope
 
 from mae_transfer.engine.lars import LARS
 from mae_transfer.evaluation.accuracy import Accuracy, topk_accuracy
-from mae_transfer.models.classifier import ViTClassifier
+from mae_transfer.models.classifiers import ViTClassifier
 
 NUM_CLASSES = 5
 TINY = dict(type='MAEViT', arch='tiny', img_size=32, drop_path_rate=0.1)  # 2 x 2 patches, 4 blocks

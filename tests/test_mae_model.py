@@ -13,7 +13,7 @@ from mae_transfer.models import (Block, MaskedAutoencoderViT, ViTEncoder, get_2d
                                  mae_vit_large_patch16, mae_vit_small_patch16, mae_vit_tiny_patch16, patchify,
                                  resize_pos_embed, unpatchify)
 from mae_transfer.models.mae import DECODER_KEY_PREFIXES
-from mae_transfer.models.vit import explicit_attention, prefer_fused_attention
+from mae_transfer.models.layers.vit import explicit_attention, prefer_fused_attention
 
 
 def tiny(img_size=64, seed=0, **kwargs) -> MaskedAutoencoderViT:

@@ -5,8 +5,8 @@ import pytest
 from mae_transfer.datasets.pose_transforms import (GenerateHeatmapTarget, GetBBoxCenterScale, PackPoseInputs,
                                                    PoseHalfBody, PoseRandomBBoxTransform, PoseRandomFlip,
                                                    TopdownAffine)
-from mae_transfer.models.pose import COCO_FLIP_INDICES, MSRAHeatmap, UDPHeatmap, crop_to_image, flip_keypoints
-from mae_transfer.models.pose.geometry import apply_affine, warp_matrix
+from mae_transfer.codecs import COCO_FLIP_INDICES, MSRAHeatmap, UDPHeatmap, crop_to_image, flip_keypoints
+from mae_transfer.codecs import apply_affine, warp_matrix
 
 INPUT, HEATMAP, SIGMA = (192, 256), (48, 64), 2.0
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from mmengine.structures import BaseDataElement
 
-from mae_transfer.models.pose import (COCO_FLIP_INDICES, HeatmapHead, SimpleHeatmapHead, TopdownPoseEstimator,
-                                      build_codec, flip_keypoints)
-from mae_transfer.models.pose.geometry import apply_affine, warp_matrix
+from mae_transfer.codecs import COCO_FLIP_INDICES, apply_affine, build_codec, flip_keypoints, warp_matrix
+from mae_transfer.models.heads import HeatmapHead, SimpleHeatmapHead
+from mae_transfer.models.pose import TopdownPoseEstimator
 
 INPUT, HEATMAP = (96, 128), (24, 32)
 CODEC = dict(type='UDPHeatmap', input_size=INPUT, heatmap_size=HEATMAP, sigma=2)

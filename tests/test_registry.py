@@ -34,7 +34,7 @@ def test_mask_rcnn_with_our_backbone_builds_and_trains_under_mmdet_scope():
 
     model = build_model(DET_CONFIG)
     assert type(model).__name__ == 'MaskRCNN'
-    assert type(model.backbone).__module__ == 'mae_transfer.models.backbone'
+    assert type(model.backbone).__module__ == 'mae_transfer.models.backbones.mae_vit'
 
     # One real loss step: the built model is usable, not only constructed.
     image = torch.rand(3, 64, 96) * 255
@@ -58,7 +58,7 @@ def test_upernet_with_our_backbone_builds_and_infers_under_mmseg_scope():
 
     model = build_model(SEG_CONFIG).eval()
     assert type(model).__name__ == 'EncoderDecoder'
-    assert type(model.backbone).__module__ == 'mae_transfer.models.backbone'
+    assert type(model.backbone).__module__ == 'mae_transfer.models.backbones.mae_vit'
     image = torch.rand(3, 60, 84) * 255  # sides not multiples of the stride: the preprocessor pads
     sample = SegDataSample(metainfo=dict(img_shape=(60, 84), ori_shape=(60, 84)))
     with DefaultScope.overwrite_default_scope('mmseg'), torch.no_grad():
@@ -87,4 +87,4 @@ def test_lookup_imports_our_modules_lazily_in_a_fresh_process():
     """)
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith('mae_transfer.models.backbone')
+    assert result.stdout.strip().endswith('mae_transfer.models.backbones.mae_vit')

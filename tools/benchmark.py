@@ -36,12 +36,12 @@ DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str, iters: int, warmup: int,
             threads: int, profile: bool) -> dict:
-    from mae_transfer.models import MAE_ARCHS
+    from mae_transfer.models import MAE_FACTORIES
     if threads:
         torch.set_num_threads(threads)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     torch.manual_seed(0)
-    model = MAE_ARCHS[arch](img_size=img_size, norm_pix_loss=True).to(device)
+    model = MAE_FACTORIES[arch](img_size=img_size, norm_pix_loss=True).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
     imgs = torch.randn(batch, 3, img_size, img_size, device=device)
     cast = DTYPES[dtype]
@@ -105,9 +105,9 @@ def vitdet_global_blocks(depth: int) -> List[int]:
 
 def backbone_spec(setting: str, with_cp: bool, args: argparse.Namespace) -> dict:
     """The MAEViT options and input of one measurement, from the setting and the command-line overrides."""
-    from mae_transfer.models import ARCH_SETTINGS
+    from mae_transfer.models import get_arch
     base = BACKBONE_SETTINGS[setting]
-    depth = ARCH_SETTINGS[args.arch]['depth']
+    depth = get_arch(args.arch).depth
     img_size = args.img_size or base['img_size']
     global_blocks = args.global_attn_indexes if args.global_attn_indexes is not None else vitdet_global_blocks(depth)
     options = dict(arch=args.arch, img_size=224, drop_path_rate=args.drop_path, with_cp=with_cp,

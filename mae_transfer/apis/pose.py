@@ -22,7 +22,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
-from ..models.pose.geometry import COCO_FLIP_INDICES, COCO_SKELETON
+from ..codecs.coco_keypoints import COCO_FLIP_INDICES, COCO_SKELETON
 
 LEFT, RIGHT, CENTRE = (0, 140, 255), (255, 120, 0), (60, 200, 60)  # BGR limb colours
 

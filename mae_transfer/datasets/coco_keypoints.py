@@ -20,7 +20,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from pycocotools.coco import COCO
 
-from ..models.pose.geometry import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS,
+from ..codecs import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS,
                                     COCO_SKELETON, COCO_UPPER_BODY_IDS)
 from ..registry import DATASETS
 from .annotation_checks import index_coco_quietly, load_json_annotations

@@ -19,8 +19,8 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.structures import BaseDataElement
 
-from ..models.pose.codecs import build_codec
-from ..models.pose.geometry import (COCO_FLIP_INDICES, COCO_LOWER_BODY_IDS, COCO_UPPER_BODY_IDS, apply_affine,
+from ..codecs.heatmap import build_codec
+from ..codecs import (COCO_FLIP_INDICES, COCO_LOWER_BODY_IDS, COCO_UPPER_BODY_IDS, apply_affine,
                                     box_to_center_scale, fix_aspect_ratio, flip_keypoints, warp_matrix)
 from ..registry import TRANSFORMS
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..models.pose.geometry import COCO_KEYPOINT_NAMES, COCO_SKELETON
+from ..codecs.coco_keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from .synthetic_images import SHAPE_KINDS, random_shape_polygon, textured_background
 
 # (start, end) joints of the drawn limbs, with the side they belong to: 'L', 'R' or 'C' (centre)

@@ -1,25 +1,41 @@
-"""Model code. Importing this package registers every model class into mae_transfer.registry.MODELS."""
-from .backbone import ARCH_SETTINGS, MAEViT
-from .classifier import ViTClassifier
-from .mae import (CheckpointLoadResult, MaskedAutoencoderViT, load_mae_checkpoint, mae_vit_base_patch16,
-                  mae_vit_huge_patch14, mae_vit_large_patch16, mae_vit_small_patch16, mae_vit_tiny_patch16,
-                  patchify, unpatchify)
-from .mae_pretrainer import MAE_ARCHS, MAEPretrainer
-from .necks import LayerNorm2d, SimpleFPN
-from .pose import HeatmapHead, MSRAHeatmap, SimpleHeatmapHead, TopdownPoseEstimator, UDPHeatmap
-from .pos_embed import get_2d_sincos_pos_embed, resize_pos_embed
-from .pretrained import PretrainedLoadReport, load_pretrained_backbone
-from .vit import Attention, Block, ViTEncoder
-from .vitdet_attention import WindowRelPosAttention
+"""Model code: the arch table, ViT layers, the MAE core and the registered wrappers.
 
-__all__ = [
-    'HeatmapHead', 'MSRAHeatmap', 'SimpleHeatmapHead', 'TopdownPoseEstimator', 'UDPHeatmap',
-    'ViTClassifier',
-    'MAE_ARCHS', 'MAEPretrainer', 'Attention', 'Block', 'ViTEncoder', 'MaskedAutoencoderViT',
-    'CheckpointLoadResult',
-    'load_mae_checkpoint', 'patchify', 'unpatchify', 'get_2d_sincos_pos_embed', 'resize_pos_embed',
-    'mae_vit_tiny_patch16', 'mae_vit_small_patch16', 'mae_vit_base_patch16', 'mae_vit_large_patch16',
-    'mae_vit_huge_patch14',
-    'ARCH_SETTINGS', 'MAEViT', 'LayerNorm2d', 'SimpleFPN', 'WindowRelPosAttention', 'PretrainedLoadReport',
-    'load_pretrained_backbone'
-]
+This package's own import is light on purpose: `mae_transfer.checkpoint` reads `models.arch` and
+`models.layers.pos_embed`, while the registered wrappers (backbones, classifiers, pose) load their weights
+through `mae_transfer.checkpoint`. Importing the wrappers here would make that a cycle. The registry imports
+the registering sub-packages itself (`mae_transfer.registry`, `locations`), and the names below are loaded
+on first access (`from mae_transfer.models import MAEViT` works as usual).
+"""
+import importlib
+from typing import Any
+
+# public name -> sub-module that defines it
+_EXPORTS = {
+    'ARCHS': 'arch', 'ViTArch': 'arch', 'find_arch': 'arch', 'get_arch': 'arch',
+    'Attention': 'layers', 'Block': 'layers', 'ViTEncoder': 'layers', 'WindowRelPosAttention': 'layers',
+    'get_2d_sincos_pos_embed': 'layers', 'resize_pos_embed': 'layers',
+    'MaskedAutoencoderViT': 'mae', 'MAE_FACTORIES': 'mae', 'mae_vit': 'mae', 'patchify': 'mae',
+    'unpatchify': 'mae', 'mae_vit_tiny_patch16': 'mae', 'mae_vit_small_patch16': 'mae',
+    'mae_vit_base_patch16': 'mae', 'mae_vit_large_patch16': 'mae', 'mae_vit_huge_patch14': 'mae',
+    'MAEPretrainer': 'mae_pretrainer',
+    'MAEViT': 'backbones',
+    'LayerNorm2d': 'necks', 'SimpleFPN': 'necks',
+    'HeatmapHead': 'heads', 'SimpleHeatmapHead': 'heads', 'KeypointMSELoss': 'heads',
+    'TopdownPoseEstimator': 'pose',
+    'ViTClassifier': 'classifiers',
+}
+# the sub-packages that register classes into mae_transfer.registry (its `locations`)
+REGISTERING_MODULES = ('backbones', 'necks', 'heads', 'pose', 'classifiers', 'mae_pretrainer')
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

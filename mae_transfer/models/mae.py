@@ -23,9 +23,10 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..engine.safe_load import safe_torch_load
-from .pos_embed import GridSize, get_2d_sincos_pos_embed, grid_tuple, resize_pos_embed
+from .arch import get_arch
+from .layers.pos_embed import GridSize, get_2d_sincos_pos_embed, grid_tuple, resize_pos_embed
 from .pretrained import DECODER_KEY_PREFIXES, raw_state_dict, strip_wrapper_prefixes
-from .vit import Block, NormLayer, ViTEncoder, default_norm_layer
+from .layers.vit import Block, NormLayer, ViTEncoder, default_norm_layer
 
 
 
@@ -421,44 +422,62 @@ def _log_result(result: CheckpointLoadResult, source: str, checkpoint: Mapping[s
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Named factories
+# Named factories: encoder dimensions from the arch table, the paper's decoder (tiny: a smaller one)
 # ----------------------------------------------------------------------------------------------------------
+
+def mae_vit(arch: str, decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
+            **kwargs: Any) -> MaskedAutoencoderViT:
+    """MAE with the encoder of `ARCHS[arch]` and the given decoder.
+
+    Args:
+        arch: a key of `mae_transfer.models.arch.ARCHS`.
+        decoder_embed_dim: decoder width (paper: 512).
+        decoder_depth: decoder blocks (paper: 8).
+        decoder_num_heads: decoder heads (paper: 16).
+        **kwargs: `MaskedAutoencoderViT` options (img_size, norm_pix_loss, drop_path_rate, ...).
+    """
+    dims = get_arch(arch)
+    return MaskedAutoencoderViT(patch_size=dims.patch_size, embed_dim=dims.embed_dim, depth=dims.depth,
+                                num_heads=dims.num_heads, mlp_ratio=dims.mlp_ratio,
+                                decoder_embed_dim=decoder_embed_dim, decoder_depth=decoder_depth,
+                                decoder_num_heads=decoder_num_heads, **kwargs)
+
 
 def mae_vit_tiny_patch16(decoder_embed_dim: int = 128, decoder_depth: int = 2, decoder_num_heads: int = 4,
                          **kwargs: Any) -> MaskedAutoencoderViT:
     """Tiny MAE for tests and CPU demos: encoder 192-d x 4 blocks x 3 heads, decoder 128-d x 2 blocks."""
-    return MaskedAutoencoderViT(patch_size=16, embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0,
-                                decoder_embed_dim=decoder_embed_dim, decoder_depth=decoder_depth,
-                                decoder_num_heads=decoder_num_heads, **kwargs)
+    return mae_vit('tiny', decoder_embed_dim, decoder_depth, decoder_num_heads, **kwargs)
 
 
 def mae_vit_small_patch16(decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
                           **kwargs: Any) -> MaskedAutoencoderViT:
     """ViT-S/16 encoder (384-d x 12 blocks x 6 heads) with the standard MAE decoder."""
-    return MaskedAutoencoderViT(patch_size=16, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0,
-                                decoder_embed_dim=decoder_embed_dim, decoder_depth=decoder_depth,
-                                decoder_num_heads=decoder_num_heads, **kwargs)
+    return mae_vit('small', decoder_embed_dim, decoder_depth, decoder_num_heads, **kwargs)
 
 
 def mae_vit_base_patch16(decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
                          **kwargs: Any) -> MaskedAutoencoderViT:
     """ViT-B/16 encoder (768-d x 12 blocks x 12 heads) with the standard MAE decoder."""
-    return MaskedAutoencoderViT(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
-                                decoder_embed_dim=decoder_embed_dim, decoder_depth=decoder_depth,
-                                decoder_num_heads=decoder_num_heads, **kwargs)
+    return mae_vit('base', decoder_embed_dim, decoder_depth, decoder_num_heads, **kwargs)
 
 
 def mae_vit_large_patch16(decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
                           **kwargs: Any) -> MaskedAutoencoderViT:
     """ViT-L/16 encoder (1024-d x 24 blocks x 16 heads) with the standard MAE decoder."""
-    return MaskedAutoencoderViT(patch_size=16, embed_dim=1024, depth=24, num_heads=16, mlp_ratio=4.0,
-                                decoder_embed_dim=decoder_embed_dim, decoder_depth=decoder_depth,
-                                decoder_num_heads=decoder_num_heads, **kwargs)
+    return mae_vit('large', decoder_embed_dim, decoder_depth, decoder_num_heads, **kwargs)
 
 
 def mae_vit_huge_patch14(decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
                          **kwargs: Any) -> MaskedAutoencoderViT:
     """ViT-H/14 encoder (1280-d x 32 blocks x 16 heads) with the standard MAE decoder."""
-    return MaskedAutoencoderViT(patch_size=14, embed_dim=1280, depth=32, num_heads=16, mlp_ratio=4.0,
-                                decoder_embed_dim=decoder_embed_dim, decoder_depth=decoder_depth,
-                                decoder_num_heads=decoder_num_heads, **kwargs)
+    return mae_vit('huge', decoder_embed_dim, decoder_depth, decoder_num_heads, **kwargs)
+
+
+# The MAE of each size by arch name (what `MAEPretrainer(arch=...)` builds).
+MAE_FACTORIES = {
+    'tiny': mae_vit_tiny_patch16,
+    'small': mae_vit_small_patch16,
+    'base': mae_vit_base_patch16,
+    'large': mae_vit_large_patch16,
+    'huge': mae_vit_huge_patch14,
+}

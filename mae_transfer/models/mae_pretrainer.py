@@ -3,22 +3,13 @@
 The MAE core knows nothing of configs; this wrapper picks it by architecture name, owns the data
 preprocessor (uint8 crops -> normalised float batch) and speaks mmengine's forward protocol.
 """
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
 
 from ..registry import MODELS
-from .mae import (MaskedAutoencoderViT, mae_vit_base_patch16, mae_vit_huge_patch14, mae_vit_large_patch16,
-                  mae_vit_small_patch16, mae_vit_tiny_patch16)
-
-MAE_ARCHS: Dict[str, Callable[..., MaskedAutoencoderViT]] = {
-    'tiny': mae_vit_tiny_patch16,
-    'small': mae_vit_small_patch16,
-    'base': mae_vit_base_patch16,
-    'large': mae_vit_large_patch16,
-    'huge': mae_vit_huge_patch14,
-}
+from .mae import MAE_FACTORIES
 
 
 @MODELS.register_module()
@@ -37,13 +28,13 @@ class MAEPretrainer(BaseModel):
                  data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  init_cfg: Optional[dict] = None, **mae_kwargs: Any):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if arch not in MAE_ARCHS:
-            raise ValueError(f'unknown MAE arch {arch!r}; choose one of {sorted(MAE_ARCHS)}')
+        if arch not in MAE_FACTORIES:
+            raise ValueError(f'unknown MAE arch {arch!r}; choose one of {sorted(MAE_FACTORIES)}')
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
         self.arch = arch
         self.mask_ratio = mask_ratio
-        self.mae = MAE_ARCHS[arch](**mae_kwargs)
+        self.mae = MAE_FACTORIES[arch](**mae_kwargs)
 
     @property
     def pixel_mean(self) -> Tuple[float, ...]:

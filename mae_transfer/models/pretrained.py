@@ -30,7 +30,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..engine.safe_load import safe_torch_load
-from .pos_embed import resize_pos_embed
+from .layers.pos_embed import resize_pos_embed
 
 WRAPPER_PREFIXES = ('module.', 'mae.', 'backbone.')
 DECODER_KEY_PREFIXES = ('decoder_', 'mask_token')

@@ -23,10 +23,11 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
 from ...registry import MODELS
-from ..backbone import MAEViT
-from .codecs import build_codec
-from .geometry import COCO_FLIP_INDICES, crop_to_image
-from .heads import KeypointMSELoss, build_head
+from ..backbones import MAEViT
+from ...codecs.heatmap import build_codec
+from ...codecs.coco_keypoints import COCO_FLIP_INDICES
+from ...codecs.geometry import crop_to_image
+from ..heads.heatmap_head import KeypointMSELoss, build_head
 
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                              bgr_to_rgb=True)

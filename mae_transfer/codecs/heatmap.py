@@ -19,7 +19,7 @@ from typing import Dict, Optional, Sequence, Tuple, Type
 import cv2
 import numpy as np
 
-from ...registry import TASK_UTILS
+from ..registry import TASK_UTILS
 
 
 def gaussian_heatmaps(centres: np.ndarray, visible: np.ndarray, heatmap_size: Tuple[int, int], sigma: float,

@@ -13,7 +13,7 @@ Two token layouts, picked by the options:
   ViTDet), tokens stay on their grid `x: [N, H, W, D]` and blocks use `WindowRelPosAttention`.
 """
 import copy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,20 +22,12 @@ from mmengine.model.weight_init import initialize
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..registry import MODELS
-from .pos_embed import grid_tuple
-from .pretrained import load_pretrained_backbone
-from .vit import Attention, ViTEncoder
-from .vitdet_attention import WindowRelPosAttention
-
-# Same dimensions as the mae_vit_* factories of mae.py (tests check it).
-ARCH_SETTINGS: Dict[str, Dict[str, int]] = {
-    'tiny': dict(embed_dim=192, depth=4, num_heads=3, patch_size=16),
-    'small': dict(embed_dim=384, depth=12, num_heads=6, patch_size=16),
-    'base': dict(embed_dim=768, depth=12, num_heads=12, patch_size=16),
-    'large': dict(embed_dim=1024, depth=24, num_heads=16, patch_size=16),
-    'huge': dict(embed_dim=1280, depth=32, num_heads=16, patch_size=14),
-}
+from ...registry import MODELS
+from ..arch import get_arch
+from ..layers.pos_embed import grid_tuple
+from ..pretrained import load_pretrained_backbone
+from ..layers.vit import Attention, ViTEncoder
+from ..layers.window_attention import WindowRelPosAttention
 
 
 def _normalise_indices(indices: Sequence[int], depth: int, name: str) -> Tuple[int, ...]:
@@ -53,7 +45,7 @@ class MAEViT(ViTEncoder, BaseModule):
     """Plain ViT backbone for detection, segmentation and pose, with ViTDet's window / rel-pos options.
 
     Args:
-        arch: 'tiny', 'small', 'base', 'large' or 'huge' (dimensions of the `mae_vit_*` factories).
+        arch: a size of `mae_transfer.models.arch.ARCHS` ('tiny', 'small', 'base', 'large', 'huge', ...).
         img_size: pretraining image size, an int or (h, w): the grid of `pos_embed`, which is resized
             (bicubic) to every input's grid on the fly.
         patch_size: patch side; the arch's (16, or 14 for huge) when left out.
@@ -94,9 +86,9 @@ class MAEViT(ViTEncoder, BaseModule):
                  use_cls_token: Optional[bool] = None, rel_pos_impl: str = 'fold',
                  fused_attn: Optional[bool] = None, with_cp: bool = False, frozen_stages: int = -1,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
-        if arch not in ARCH_SETTINGS:
-            raise ValueError(f'unknown arch {arch!r}; choose one of {sorted(ARCH_SETTINGS)}')
-        dims = dict(ARCH_SETTINGS[arch])
+        arch_dims = get_arch(arch)
+        dims = dict(embed_dim=arch_dims.embed_dim, depth=arch_dims.depth, num_heads=arch_dims.num_heads,
+                    patch_size=arch_dims.patch_size)
         for key, value in dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads,
                                patch_size=patch_size).items():
             if value is not None:
@@ -236,4 +228,4 @@ class MAEViT(ViTEncoder, BaseModule):
                 f'frozen_stages={self.frozen_stages}')
 
 
-__all__ = ['ARCH_SETTINGS', 'MAEViT']
+__all__ = ['MAEViT']

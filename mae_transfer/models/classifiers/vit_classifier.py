@@ -27,8 +27,9 @@ from mmengine.model import BaseModel
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..registry import MODELS
-from .backbone import MAEViT
+from ...registry import MODELS
+from ..arch import get_arch
+from ..backbones import MAEViT
 
 PROTOCOLS = ('finetune', 'linear_probe', 'partial_finetune')
 # Head initialisation of the official code: main_finetune.py (2e-5) and main_linprobe.py (0.01).
@@ -220,8 +221,7 @@ class ViTClassifier(BaseModel):
 
 
 def _arch_depth(arch: str) -> int:
-    from .backbone import ARCH_SETTINGS
-    return ARCH_SETTINGS[arch]['depth']
+    return get_arch(arch).depth
 
 
 __all__ = ['PROTOCOLS', 'ViTClassifier', 'build_backbone']

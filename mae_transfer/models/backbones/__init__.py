@@ -1,0 +1,4 @@
+"""Registered backbones: the MAE encoder as an OpenMMLab backbone."""
+from .mae_vit import MAEViT
+
+__all__ = ['MAEViT']
