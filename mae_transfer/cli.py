@@ -2,8 +2,8 @@
 
     mae-transfer demo                                            # the whole journey on built-in data
     mae-transfer pretrain --images ~/photos --epochs 200         # tiny MAE on your own folder
-    mae-transfer pretrain configs/pretrain/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k.py --amp
-    mae-transfer train configs/det/mask-rcnn_vit-b-mae_lsj-100e_coco.py --pretrained checkpoints/my_mae.pth
+    mae-transfer pretrain configs/pretrain/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py --amp
+    mae-transfer train configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py --pretrained checkpoints/my_mae.pth
     mae-transfer test CONFIG CHECKPOINT
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --out-dir work_dirs/infer
     mae-transfer convert official_mae.pth checkpoints/ours.safetensors
@@ -33,7 +33,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     'download': ('download_checkpoint.py', 'download an official checkpoint (resumable) and convert it'),
     'benchmark': ('benchmark.py', 'speed and memory measurements'),
 }
-TINY_PRETRAIN = 'configs/pretrain/mae_vit-tiny-p16_1xb32-50e_synthetic.py'
+TINY_PRETRAIN = 'configs/pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 
 
 def pretrain_arguments(argv: List[str]) -> List[str]:

@@ -20,9 +20,9 @@ from mae_transfer.datasets.synthetic_ade import generate_ade_dataset
 from mae_transfer.datasets.synthetic_coco import generate_coco_instances
 from mae_transfer.utils.configs import CONFIG_ROOT
 
-DET_CONFIG = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py'
-SEG_CONFIG = CONFIG_ROOT / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
-POSE_CONFIG = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-mae_1xb32-300iter_synthetic-128x96.py'
+DET_CONFIG = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
+SEG_CONFIG = CONFIG_ROOT / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+POSE_CONFIG = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
 CLS_EVAL = dict(input_size=32, is_training=False, interpolation='bilinear', crop_pct=1.0)
 
 

@@ -12,9 +12,9 @@ from mae_transfer.engine.safe_load import safe_torch_load
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
 TINY_CONFIGS = {
-    'finetune': 'cls/mae_vit-tiny-p16_1xb32-ft_synthetic.py',
-    'linear_probe': 'cls/mae_vit-tiny-p16_1xb64-linear-probe_synthetic.py',
-    'partial_finetune': 'cls/mae_vit-tiny-p16_1xb32-partial-ft_synthetic.py',
+    'finetune': 'cls/ft_vit-tiny-p16_1xb32-600i_synthetic-64x64.py',
+    'linear_probe': 'cls/linear-probe_vit-tiny-p16_1xb64-300i_synthetic-64x64.py',
+    'partial_finetune': 'cls/partial-ft-last2_vit-tiny-p16_1xb32-600i_synthetic-64x64.py',
 }
 
 

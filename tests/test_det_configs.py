@@ -5,9 +5,9 @@ from mmengine.config import Config
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
 DET = CONFIG_ROOT / 'det'
-BASE = DET / 'mask-rcnn_vit-b-mae_lsj-100e_coco.py'
-LARGE = DET / 'mask-rcnn_vit-l-mae_lsj-100e_coco.py'
-TINY = DET / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py'
+BASE = DET / 'mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
+LARGE = DET / 'mask-rcnn_vit-large-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
+TINY = DET / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
 
 
 def _types(pipeline) -> list:

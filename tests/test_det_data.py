@@ -93,7 +93,7 @@ def test_mmdet_coco_dataset_reads_the_synthetic_set_through_the_tiny_pipelines(t
     from mae_transfer.utils.configs import CONFIG_ROOT
 
     generate_coco_instances(tmp_path, num_train=8, num_val=4, seed=1, size_range=(96, 144))
-    cfg = Config.fromfile(str(CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py'))
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'))
     dataset_cfg = (cfg.train_dataloader if split == 'train' else cfg.val_dataloader).dataset
     dataset_cfg.data_root = str(tmp_path)
     init_default_scope('mmdet')

@@ -18,7 +18,7 @@ from mae_transfer.models import pretrained as pretrained_module
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model, config_task
 
 REPO = CONFIG_ROOT.parent
-TINY = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py'
+TINY = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
 COCO_SAMPLE = Path(__file__).parent / 'data' / 'coco_sample'
 ITERS = 4
 

@@ -13,7 +13,7 @@ from mae_transfer.apis.pose import estimate_pose, infer_images, init_pose_model,
 from mae_transfer.datasets import generate_pose_dataset
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
-TINY = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-mae_1xb32-300iter_synthetic-128x96.py'
+TINY = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
 REAL_IMAGE = Path(__file__).parent / 'data' / 'coco_sample_pose' / 'val2017' / '000000000785.jpg'
 ITERS = 4
 

@@ -16,8 +16,8 @@ from mae_transfer.engine import AutocastOptimWrapper, effective_batch_size, scal
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
-BASE = CONFIG_ROOT / 'pretrain' / 'mae_vit-base-p16_8xb512-amp-coslr-800e_in1k.py'
+TINY = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
+BASE = CONFIG_ROOT / 'pretrain' / 'mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py'
 
 
 @pytest.fixture(scope='module')

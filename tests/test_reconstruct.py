@@ -12,7 +12,7 @@ from mae_transfer.datasets import generate_images
 from mae_transfer.models import mae_vit_tiny_patch16
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
+TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 
 
 def test_visible_patches_are_the_original_and_removed_ones_the_prediction(tmp_path):

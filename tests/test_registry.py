@@ -14,8 +14,8 @@ from mmengine.registry import DefaultScope
 from mae_transfer import registry
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
-DET_CONFIG = CONFIG_ROOT / 'smoke' / 'mask-rcnn_mae-vit-tiny_toy.py'
-SEG_CONFIG = CONFIG_ROOT / 'smoke' / 'upernet_mae-vit-tiny_toy.py'
+DET_CONFIG = CONFIG_ROOT / 'smoke' / 'mask-rcnn_vit-tiny-p16_toy-64x64.py'
+SEG_CONFIG = CONFIG_ROOT / 'smoke' / 'upernet_vit-tiny-p16_toy-64x64.py'
 
 
 def test_registries_are_scoped_children_of_mmengine_root():

@@ -16,7 +16,7 @@ from mae_transfer.engine import atomic_write, find_latest_checkpoint, safe_torch
 from mae_transfer.utils.report import read_scalars, training_curve
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
+TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 ITERS_PER_EPOCH = 3  # 12 images / batch 4
 
 

@@ -9,8 +9,8 @@ from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
 from mae_transfer.utils.configs import CONFIG_ROOT
 from mae_transfer.utils.schedule import scale_schedule, set_schedule_length
 
-PRETRAIN = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
-DET = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py'
+PRETRAIN = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
+DET = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
 
 
 def _bounds(cfg):

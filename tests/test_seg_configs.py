@@ -7,9 +7,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 SEG = Path(__file__).resolve().parents[1] / 'configs' / 'seg'
-BASE = SEG / 'upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py'
-LARGE = SEG / 'upernet_vit-l-mae_8xb2-160k_ade20k-512x512.py'
-TINY = SEG / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
+BASE = SEG / 'upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
+LARGE = SEG / 'upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py'
+TINY = SEG / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 
 
 def _pipeline_types(pipeline):

@@ -13,7 +13,7 @@ from PIL import Image
 from mae_transfer.datasets.synthetic_ade import CLASSES, METAINFO, generate_ade_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
+TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 COCO_DIR = Path(__file__).parent / 'data' / 'seg_coco_person'
 
 

@@ -14,7 +14,7 @@ from mae_transfer.apis.segment import draw_segmentation, infer_images, init_segm
 from mae_transfer.datasets.synthetic_ade import CLASSES, PALETTE
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
+TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 
 
 @pytest.fixture(scope='module')

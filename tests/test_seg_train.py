@@ -10,7 +10,7 @@ import torch
 from mae_transfer.datasets.synthetic_ade import generate_ade_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
+TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 ITERS = 4
 
 

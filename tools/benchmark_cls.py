@@ -5,7 +5,7 @@ models (parameters, peak memory, one forward + backward).
     python tools/benchmark_cls.py tiny                            # the three protocols, random init, 8 classes
     python tools/benchmark_cls.py tiny --protocols finetune --pretrained work_dirs/demo/pretrain/epoch_50.pth
     python tools/benchmark_cls.py full                            # ViT-B fine-tune and linear probe, batch 8, 224
-    python tools/benchmark_cls.py full --configs configs/cls/mae_vit-large-p16_8xb128-ft-coslr-50e_in1k.py
+    python tools/benchmark_cls.py full --configs configs/cls/ft_vit-large-p16_8xb128-coslr-50e_in1k-224x224.py
 
 tiny: generates `data/synthetic_cls/` if missing (8 shape classes, 80 train + 25 val images each), evaluates
 the untrained model (encoder as initialised, random head), trains the tiny config, evaluates again, and prints
@@ -28,12 +28,12 @@ from mae_transfer.utils.benchmarking import (FreshProcessError, build_random_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIGS = {
-    'finetune': 'configs/cls/mae_vit-tiny-p16_1xb32-ft_synthetic.py',
-    'linear_probe': 'configs/cls/mae_vit-tiny-p16_1xb64-linear-probe_synthetic.py',
-    'partial_finetune': 'configs/cls/mae_vit-tiny-p16_1xb32-partial-ft_synthetic.py',
+    'finetune': 'configs/cls/ft_vit-tiny-p16_1xb32-600i_synthetic-64x64.py',
+    'linear_probe': 'configs/cls/linear-probe_vit-tiny-p16_1xb64-300i_synthetic-64x64.py',
+    'partial_finetune': 'configs/cls/partial-ft-last2_vit-tiny-p16_1xb32-600i_synthetic-64x64.py',
 }
-FULL_CONFIGS = ['configs/cls/mae_vit-base-p16_8xb128-ft-coslr-100e_in1k.py',
-                'configs/cls/mae_vit-base-p16_8xb2048-linear-probe-lars-coslr-90e_in1k.py']
+FULL_CONFIGS = ['configs/cls/ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py',
+                'configs/cls/linear-probe_vit-base-p16_8xb2048-lars-coslr-90e_in1k-224x224.py']
 
 
 def ensure_synthetic_data(root: Path, seed: int = 0) -> Path:

@@ -13,7 +13,7 @@ a full-size config at its input size (1024 x 1024, batch 1 by default), with a f
 fresh process so the peak RSS is its own (GPU: peak allocated).
 
     python tools/benchmark_det.py full                                   # ViT-B, fp32, batch 1
-    python tools/benchmark_det.py full --config configs/det/mask-rcnn_vit-l-mae_lsj-100e_coco.py --amp
+    python tools/benchmark_det.py full --config configs/det/mask-rcnn_vit-large-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py --amp
 
 Numbers are printed, never asserted: machines are shared and noisy.
 """
@@ -28,8 +28,8 @@ from mae_transfer.utils.benchmarking import (build_random_model, default_device,
                                              time_training_steps)
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'det' / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py'
-FULL_CONFIG = ROOT / 'configs' / 'det' / 'mask-rcnn_vit-b-mae_lsj-100e_coco.py'
+TINY_CONFIG = ROOT / 'configs' / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
+FULL_CONFIG = ROOT / 'configs' / 'det' / 'mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
 METRIC_KEYS = ('bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50')
 
 

@@ -4,7 +4,7 @@
     python tools/benchmark_pose.py tiny                  # synthetic set, untrained AP, train, trained AP, s/iter
     python tools/benchmark_pose.py tiny --pretrained work_dirs/demo/pretrain/epoch_50.pth
     python tools/benchmark_pose.py full                  # ViT-B 256x192: params, img/s, fwd+bwd time, peak RSS
-    python tools/benchmark_pose.py full --config configs/pose/heatmap_vit-l-mae_8xb64-210e_coco-256x192.py
+    python tools/benchmark_pose.py full --config configs/pose/heatmap_vit-large-p16_8xb64-210e_coco-256x192.py
 
 Each measurement is one plain function (`tiny_learning_check`, `full_model_cost`), so tools/benchmark.py can
 call them. The full-size measurement runs in a fresh process, so its peak RSS is the model's own.
@@ -21,8 +21,8 @@ import torch
 from mae_transfer.utils.benchmarking import (add_common_arguments, build_random_model, learning_check,
                                              parameter_counts, run_in_fresh_process, time_training_steps)
 
-TINY_CONFIG = 'configs/pose/heatmap_vit-tiny-mae_1xb32-300iter_synthetic-128x96.py'
-FULL_CONFIG = 'configs/pose/heatmap_vit-b-mae_8xb64-210e_coco-256x192.py'
+TINY_CONFIG = 'configs/pose/heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
+FULL_CONFIG = 'configs/pose/heatmap_vit-base-p16_8xb64-210e_coco-256x192.py'
 
 
 def tiny_learning_check(config: str = TINY_CONFIG, data_root: str = 'data/synthetic_pose',

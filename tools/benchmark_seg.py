@@ -13,7 +13,7 @@ full-size config at its crop size (ViT-B: 512 x 512, batch 2 as on each of the 8
 the peak RSS is its own (GPU: peak allocated).
 
     python tools/benchmark_seg.py full                                   # ViT-B, fp32, batch 2
-    python tools/benchmark_seg.py full --config configs/seg/upernet_vit-l-mae_8xb2-160k_ade20k-512x512.py --amp
+    python tools/benchmark_seg.py full --config configs/seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py --amp
 
 Numbers are printed, never asserted: machines are shared and noisy.
 """
@@ -28,8 +28,8 @@ from mae_transfer.utils.benchmarking import (build_random_model, default_device,
                                              time_training_steps)
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py'
-FULL_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py'
+TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+FULL_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 METRIC_KEYS = ('mIoU', 'mAcc', 'aAcc')
 
 

@@ -36,7 +36,7 @@ from mae_transfer.utils.report import (image_link, markdown_table, numeric_metri
                                        training_curve)
 from mae_transfer.utils.schedule import scale_schedule, set_schedule_length
 
-PRETRAIN_CONFIG = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-50e_synthetic.py'
+PRETRAIN_CONFIG = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 BUILT_IN_IMAGES = Path('data/synthetic_images')
 INITS = ('mae', 'random')  # fine-tune from the MAE checkpoint, and from random initialisation
 
@@ -74,16 +74,16 @@ class DemoTask:
 
 TASKS = {
     'det': DemoTask('det', 'Instance segmentation: Mask R-CNN (ViTDet), synthetic COCO-format shapes',
-                    CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-mae_lsj_synthetic.py', Path('data/synthetic_det'),
+                    CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py', Path('data/synthetic_det'),
                     _generate_det, 'annotations/instances_val.json',
                     {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, 'val/*.jpg',
                     expected_s=220.0, schedule=2 / 3),  # 400 of the config's 600 iterations
     'seg': DemoTask('seg', 'Semantic segmentation: UperNet, synthetic ADE20K-layout scenes',
-                    CONFIG_ROOT / 'seg' / 'upernet_vit-tiny-mae_1xb8-200i_synthetic-128x128.py',
+                    CONFIG_ROOT / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py',
                     Path('data/synthetic_seg'), _generate_seg, 'annotations/validation',
                     {'mIoU': 'mIoU', 'mAcc': 'mAcc', 'aAcc': 'aAcc'}, 'images/validation/*.jpg', expected_s=60.0),
     'pose': DemoTask('pose', 'Human pose: top-down heatmaps (ViTPose), synthetic 17-joint figures',
-                     CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-mae_1xb32-300iter_synthetic-128x96.py',
+                     CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py',
                      Path('data/synthetic_pose'), _generate_pose, 'annotations/person_keypoints_val.json',
                      {'coco/AP': 'AP', 'coco/AP .5': 'AP50', 'coco/AR': 'AR'}, 'val/*.png',
                      {'boxes': 'person_detection_results_val.json'}, expected_s=150.0),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a trained checkpoint with the config's test dataloader and evaluator, and save the metrics.
 
-    python tools/test.py configs/det/mask-rcnn_vit-b-mae_lsj-100e_coco.py work_dirs/det/iter_184375.pth
+    python tools/test.py configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/det/iter_184375.pth
     python tools/test.py CONFIG CHECKPOINT --cfg-options test_dataloader.dataset.data_root=data/my_coco/
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 

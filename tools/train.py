@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train from a config with the mmengine Runner: MAE pretraining, detection, segmentation, pose, classification.
 
-    python tools/train.py configs/pretrain/mae_vit-tiny-p16_1xb32-50e_synthetic.py
+    python tools/train.py configs/pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_iters=100
     python tools/train.py CONFIG --resume                      # from work_dir's last checkpoint
     python tools/train.py CONFIG --epochs 200                  # 200 epochs, warmup and lr schedule stretched too

@@ -1,7 +1,7 @@
 """Detection / instance segmentation inference: a config + checkpoint -> predictions and pictures.
 
     from mae_transfer.apis.detect import infer_images
-    infer_images(Config.fromfile('configs/det/mask-rcnn_vit-tiny-mae_lsj_synthetic.py'), 'work_dirs/det/iter_300.pth',
+    infer_images(Config.fromfile('configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'), 'work_dirs/det/iter_300.pth',
                  ['a.jpg', 'b.jpg'], 'work_dirs/infer')
 
 The model is built and loaded by mmdet's `init_detector` (class names from the checkpoint's `dataset_meta`, else

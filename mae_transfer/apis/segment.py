@@ -1,6 +1,6 @@
 """Semantic segmentation inference: load an mmseg segmentor, predict label maps, draw overlays with a legend.
 
-    model = init_segmentor('configs/seg/upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py', 'iter_160000.pth')
+    model = init_segmentor('configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py', 'iter_160000.pth')
     label_maps = segment_images(model, ['street.jpg'], mode='slide')   # [H, W] class indices, input size
     draw_segmentation(image, label_maps[0], model.dataset_meta['classes'], model.dataset_meta['palette'])
 

@@ -2,7 +2,7 @@
 # affine + linear head, LARS and warm-up + cosine, on the generated shape classes in data/synthetic_cls/.
 # --pretrained work_dirs/demo/pretrain/epoch_50.pth probes the demo's tiny MAE; by default the encoder is
 # random, which probes what random features already tell (colour).
-_base_ = ['../_base_/cls_linear_probe.py']
+_base_ = ['./linear-probe_vit-base-p16_8xb2048-lars-coslr-90e_in1k-224x224.py']
 
 num_classes = 8
 img_size = 128  # the tiny MAE pretraining size: pos_embed grid of its checkpoint

@@ -2,8 +2,8 @@
 # appendix A.4, BEiT's segmentation code): 48.1 mIoU single-scale. The same components as mmseg 1.2.2's
 # configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py, with our backbone and layer-decay constructor.
 # Train on 8 GPUs x 2 images (batch 16) with mixed precision (fp16 + dynamic loss scaling on GPU):
-#   bash tools/dist_train.sh configs/seg/upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py 8 --amp
-#   python tools/test.py configs/seg/upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py work_dirs/.../iter_160000.pth
+#   bash tools/dist_train.sh configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
+#   python tools/test.py configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py work_dirs/.../iter_160000.pth
 # Data: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation} (mmseg's ADE20K layout).
 _base_ = [
     'mmseg::_base_/models/upernet_mae.py', 'mmseg::_base_/datasets/ade20k.py',

@@ -1,6 +1,8 @@
+# MAE ViT-B/16, the paper's recipe: 800 epochs, effective batch 4096 (8 GPUs x 512), mask 0.75, norm_pix.
+# Train with: bash tools/dist_train.sh THIS_CONFIG 8 --amp
 # MAE pretraining recipe (He et al. 2021; official repo's PRETRAIN.md), ViT-B/16 on ImageNet-1k train.
 # Children set the architecture (and batch where it differs); everything else is the paper's recipe.
-_base_ = ['./default_runtime.py']  # scope, hooks, logging, seeding
+_base_ = ['../_base_/default_runtime.py']  # scope, hooks, logging, seeding
 
 # ---- model -----------------------------------------------------------------------------------------------
 model = dict(

@@ -2,8 +2,8 @@
 # 0.4, layer decay 0.8 over 24 blocks and global attention in blocks 5, 11, 17, 23.
 # Reference result of this recipe: 55.5 box AP / 49.2 mask AP on COCO val2017.
 #
-#   bash tools/dist_train.sh configs/det/mask-rcnn_vit-l-mae_lsj-100e_coco.py 16
-_base_ = ['./mask-rcnn_vit-b-mae_lsj-100e_coco.py']
+#   bash tools/dist_train.sh configs/det/mask-rcnn_vit-large-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py 16
+_base_ = ['./mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py']
 
 model = dict(
     backbone=dict(

@@ -2,8 +2,8 @@
 # Backbones for Object Detection"): COCO train2017, 100 epochs of large-scale jitter at 1024 px.
 # Reference result of this recipe: 51.6 box AP / 45.9 mask AP on COCO val2017.
 #
-#   bash tools/dist_train.sh configs/det/mask-rcnn_vit-b-mae_lsj-100e_coco.py 16       # 16 GPUs x 4 images
-#   python tools/test.py configs/det/mask-rcnn_vit-b-mae_lsj-100e_coco.py work_dirs/.../iter_184375.pth
+#   bash tools/dist_train.sh configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py 16       # 16 GPUs x 4 images
+#   python tools/test.py configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/.../iter_184375.pth
 #
 # Data: data/coco/{train2017,val2017}/ and data/coco/annotations/instances_{train,val}2017.json; point elsewhere
 # with --cfg-options train_dataloader.dataset.data_root=... (and val/test dataloaders and evaluators alike).

@@ -1,5 +1,5 @@
 # MAE ViT-H/14 end-to-end fine-tuning at 224 (86.9 top-1): blr 1e-3, layer decay 0.75, drop path 0.3, 50 epochs.
-_base_ = ['../_base_/cls_finetune.py']
+_base_ = ['./ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py']
 
 model = dict(backbone=dict(arch='huge', drop_path_rate=0.3,  # patch 14: a 16 x 16 grid at 224
                            init_cfg=dict(checkpoint='checkpoints/mae_pretrain_vit_huge.pth')))

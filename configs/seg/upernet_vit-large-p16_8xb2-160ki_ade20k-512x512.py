@@ -3,8 +3,8 @@
 # drop path 0.2, 1024-channel UPerHead. The paper searched the lr per backbone and does not list it; here the
 # lr stays 1e-4 and the layer decay is 0.75, MAE's value for ViT-L fine-tuning (0.65 ** 25 would all but
 # freeze the first blocks of a 24-block encoder).
-#   bash tools/dist_train.sh configs/seg/upernet_vit-l-mae_8xb2-160k_ade20k-512x512.py 8 --amp
-_base_ = './upernet_vit-b-mae_8xb2-160k_ade20k-512x512.py'
+#   bash tools/dist_train.sh configs/seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
+_base_ = './upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 
 embed_dim = 1024
 num_layers = 24

@@ -1,5 +1,5 @@
 # MAE ViT-L/16 end-to-end fine-tuning (85.9 top-1): blr 1e-3, layer decay 0.75, drop path 0.2, 50 epochs.
-_base_ = ['../_base_/cls_finetune.py']
+_base_ = ['./ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py']
 
 model = dict(backbone=dict(arch='large', drop_path_rate=0.2,
                            init_cfg=dict(checkpoint='checkpoints/mae_pretrain_vit_large.pth')))

@@ -3,11 +3,11 @@
 # the same LSJ pipeline, optimiser and step schedule, at a size that trains in about 2 minutes on 2 CPU cores.
 #
 #   python -m mae_transfer.datasets.synthetic_coco data/synthetic_det      # 256 train + 64 val images
-#   python tools/train.py configs/det/mask-rcnn_vit-tiny-mae_lsj_synthetic.py \
+#   python tools/train.py configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py \
 #       [--pretrained work_dirs/demo/pretrain/epoch_50.pth]
 #
 # The backbone starts from random weights unless --pretrained names a (tiny, 128 px) MAE checkpoint.
-_base_ = ['./mask-rcnn_vit-b-mae_lsj-100e_coco.py']
+_base_ = ['./mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py']
 
 image_size = (128, 128)
 channels = 64  # neck and head width (256 in the full recipe)

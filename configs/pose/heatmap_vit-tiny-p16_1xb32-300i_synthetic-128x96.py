@@ -2,7 +2,7 @@
 # classic head with 128 channels, UDP heatmaps 32x24, on the synthetic stick figures of
 # mae_transfer.datasets.generate_pose_dataset (the demo writes them to data/synthetic_pose). Iteration-based,
 # one validation at the end. The figures are colour-coded by side, so flips (training and test) are off.
-_base_ = ['./heatmap_vit-b-mae_8xb64-210e_coco-256x192.py']
+_base_ = ['./heatmap_vit-base-p16_8xb64-210e_coco-256x192.py']
 
 input_size = (96, 128)  # (w, h)
 codec = dict(type='UDPHeatmap', input_size=input_size, heatmap_size=(96 // 4, 128 // 4), sigma=2)
