@@ -30,9 +30,8 @@ def default_norm_layer(dim: int) -> nn.LayerNorm:
 def prefer_fused_attention(q: torch.Tensor) -> bool:
     """Whether `scaled_dot_product_attention` is the faster path for `q`'s device and dtype.
 
-    It is everywhere except bf16/fp16 on CPU: there, measured on ViT-B MAE shapes (2-core AVX-512 machine,
-    torch 2.13), the CPU flash kernel's forward + backward took 9.1 ms vs 2.2 ms for explicit matmuls at
-    [8, 12, 50, 64] and 40 ms vs 20 ms at [8, 16, 197, 32]; in fp32 the two are within 15 %.
+    It is everywhere except bf16/fp16 on CPU, where the CPU flash kernel is slower than explicit matmuls on
+    ViT shapes (2-4x in forward + backward; fp32 within 15 %; figures in docs/performance.md).
     """
     return q.device.type != 'cpu' or q.dtype == torch.float32
 

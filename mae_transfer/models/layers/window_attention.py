@@ -15,12 +15,8 @@ How the bias reaches `scaled_dot_product_attention` (`rel_pos_impl`):
   `[q / sqrt(d), rel_h, rel_w] . [k, E_h, E_w] = q . k / sqrt(d) + rel_h[row(k)] + rel_w[col(k)]`.
   Nothing of size L x L is ever materialised, and the fused (flash) kernel runs, which on CPU refuses an
   additive mask that needs a gradient and q/k/v of different widths (so v is zero-padded to the new width).
-  The price is a 3x wider q.k and p.v. Measured on this 2-core machine (torch 2.13, fp32), forward + backward
-  of the attention alone for one global ViT-B block at 1024 px (L = 4096, 12 heads): fold 3.7 s / +0.4 GB,
-  additive mask 3.8 s / +3.2 GB (SDPA falls back to its math kernel), explicit softmax as detectron2 3.7 s /
-  +3.2 GB, no rel-pos at all 1.3 s / +0.1 GB; 25 windows of 14 x 14: 0.29 s, 0.29 s, 0.24 s, 0.19 s.
-  So the fold wins on memory (the ViTDet global blocks no longer hold 0.8 GB attention maps each) at equal
-  speed.
+  The price is a 3x wider q.k and p.v; in exchange no L x L attention map is kept for the backward pass, at
+  about the speed of the other paths on CPU (measurements in docs/performance.md).
 - 'mask': the bias `[N, heads, L, L]` is materialised and passed as SDPA's additive `attn_mask` (the kernel
   choice is then SDPA's; on CUDA its memory-efficient kernel has a bias gradient: not measured here).
 The explicit path (bf16/fp16 on CPU, see `prefer_fused_attention`) always adds the materialised bias.
