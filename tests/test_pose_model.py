@@ -4,9 +4,10 @@ import pytest
 import torch
 from mmengine.structures import BaseDataElement
 
-from mae_transfer.codecs import COCO_FLIP_INDICES, apply_affine, build_codec, flip_keypoints, warp_matrix
+from mae_transfer.codecs import COCO_FLIP_INDICES, apply_affine, flip_keypoints, warp_matrix
 from mae_transfer.models.heads import HeatmapHead, SimpleHeatmapHead
 from mae_transfer.models.pose import TopdownPoseEstimator
+from mae_transfer.registry import TASK_UTILS, build_module
 
 INPUT, HEATMAP = (96, 128), (24, 32)
 CODEC = dict(type='UDPHeatmap', input_size=INPUT, heatmap_size=HEATMAP, sigma=2)
@@ -48,7 +49,7 @@ def test_loss_uses_target_weights_and_backpropagates():
 def test_predict_decodes_to_image_pixels(flip_test, monkeypatch):
     """A fake network that "sees" known keypoints (mirrored when its input is mirrored) is decoded exactly."""
     model = tiny_estimator(flip_test=flip_test)
-    codec = build_codec(CODEC)
+    codec = build_module(TASK_UTILS, CODEC)
     rng = np.random.default_rng(0)
     center, scale = np.array([150.0, 120.0], np.float32), np.array([90.0, 120.0], np.float32)
     image_keypoints = (center + rng.uniform(-0.2, 0.2, (17, 2)) * scale).astype(np.float32)

@@ -6,9 +6,8 @@ from .coco_keypoints import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_
                              COCO_SKELETON, COCO_UPPER_BODY_IDS)
 from .geometry import (apply_affine, box_to_center_scale, crop_to_image, fix_aspect_ratio, flip_keypoints,
                        invert_affine, warp_matrix)
-from .heatmap import CODECS, MSRAHeatmap, UDPHeatmap, build_codec
+from .heatmap import MSRAHeatmap, UDPHeatmap
 
-__all__ = ['CODECS', 'COCO_FLIP_INDICES', 'COCO_KEYPOINT_NAMES', 'COCO_LOWER_BODY_IDS', 'COCO_SIGMAS',
-           'COCO_SKELETON', 'COCO_UPPER_BODY_IDS', 'MSRAHeatmap', 'UDPHeatmap', 'apply_affine',
-           'box_to_center_scale', 'build_codec', 'crop_to_image', 'fix_aspect_ratio', 'flip_keypoints',
-           'invert_affine', 'warp_matrix']
+__all__ = ['COCO_FLIP_INDICES', 'COCO_KEYPOINT_NAMES', 'COCO_LOWER_BODY_IDS', 'COCO_SIGMAS', 'COCO_SKELETON',
+           'COCO_UPPER_BODY_IDS', 'MSRAHeatmap', 'UDPHeatmap', 'apply_affine', 'box_to_center_scale',
+           'crop_to_image', 'fix_aspect_ratio', 'flip_keypoints', 'invert_affine', 'warp_matrix']

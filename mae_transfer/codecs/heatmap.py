@@ -13,8 +13,9 @@ Two codecs, as in SimpleBaseline / ViTPose:
 Both encode keypoints `[K, 2]` (x, y in input pixels) with visibility `[K]` into heatmaps `[K, H, W]` and
 per-keypoint target weights `[K]` (visible and inside the map), and decode heatmaps back into input-pixel
 keypoints `[K, 2]` and scores `[K]` (the heatmap maxima). Sizes are (width, height), as in mmpose.
+Both are registered in TASK_UTILS and built with `build_module(TASK_UTILS, cfg)` (`mae_transfer.registry`).
 """
-from typing import Dict, Optional, Sequence, Tuple, Type
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -224,17 +225,4 @@ class UDPHeatmap(_HeatmapCodec):
         return self.heatmap_to_input(locations), scores
 
 
-CODECS: Dict[str, Type[_HeatmapCodec]] = {'MSRAHeatmap': MSRAHeatmap, 'UDPHeatmap': UDPHeatmap}
-
-
-def build_codec(cfg: dict) -> _HeatmapCodec:
-    """A codec from its config dict (type 'MSRAHeatmap' / 'UDPHeatmap', scope prefix allowed), in plain Python."""
-    cfg = dict(cfg)
-    name = str(cfg.pop('type')).split('.')[-1]
-    if name not in CODECS:
-        raise ValueError(f'unknown heatmap codec {name!r}; choose one of {sorted(CODECS)}')
-    return CODECS[name](**cfg)
-
-
-__all__ = ['CODECS', 'MSRAHeatmap', 'UDPHeatmap', 'build_codec', 'gaussian_heatmaps', 'heatmap_maximum',
-           'refine_newton', 'refine_quarter']
+__all__ = ['MSRAHeatmap', 'UDPHeatmap', 'gaussian_heatmaps', 'heatmap_maximum', 'refine_newton', 'refine_quarter']

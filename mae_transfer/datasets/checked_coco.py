@@ -15,7 +15,7 @@ from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 
 from ..registry import DATASETS
-from .annotation_checks import index_coco_quietly, load_json_annotations
+from ..utils.annotation_checks import index_coco_quietly, load_json_annotations
 
 KIND = 'COCO instance annotation'
 

@@ -20,10 +20,10 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from pycocotools.coco import COCO
 
-from ..codecs import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS,
-                                    COCO_SKELETON, COCO_UPPER_BODY_IDS)
+from ..codecs import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS, COCO_SKELETON,
+                      COCO_UPPER_BODY_IDS)
 from ..registry import DATASETS
-from .annotation_checks import index_coco_quietly, load_json_annotations
+from ..utils.annotation_checks import load_coco_quietly, load_json_annotations
 
 COCO_KEYPOINT_METAINFO = dict(
     dataset_name='coco',
@@ -137,11 +137,4 @@ class CocoKeypointsDataset(BaseDataset):
         return info
 
 
-def load_coco_quietly(ann_file: str) -> COCO:
-    """pycocotools' COCO without its prints on stdout; a clear `ValueError` naming the file when it is not JSON
-    or lacks COCO's 'images' / 'annotations'."""
-    data = load_json_annotations(ann_file, required_keys=('images', 'annotations'), kind='COCO keypoint annotation')
-    return index_coco_quietly(COCO(), data)
-
-
-__all__ = ['COCO_KEYPOINT_METAINFO', 'CocoKeypointsDataset', 'load_coco_quietly', 'xywh_to_clipped_xyxy']
+__all__ = ['COCO_KEYPOINT_METAINFO', 'CocoKeypointsDataset', 'xywh_to_clipped_xyxy']

@@ -19,10 +19,9 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.structures import BaseDataElement
 
-from ..codecs.heatmap import build_codec
-from ..codecs import (COCO_FLIP_INDICES, COCO_LOWER_BODY_IDS, COCO_UPPER_BODY_IDS, apply_affine,
-                                    box_to_center_scale, fix_aspect_ratio, flip_keypoints, warp_matrix)
-from ..registry import TRANSFORMS
+from ..codecs import (COCO_FLIP_INDICES, COCO_LOWER_BODY_IDS, COCO_UPPER_BODY_IDS, apply_affine, box_to_center_scale,
+                      fix_aspect_ratio, flip_keypoints, warp_matrix)
+from ..registry import TASK_UTILS, TRANSFORMS, build_module
 
 
 def truncated_normal(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -210,12 +209,13 @@ class GenerateHeatmapTarget(BaseTransform):
     """`input_keypoints` -> `heatmaps` [K, h, w] and `keypoint_weights` [K] with the codec `encoder`.
 
     Args:
-        encoder: codec config, e.g. dict(type='UDPHeatmap', input_size=(192, 256), heatmap_size=(48, 64), sigma=2).
+        encoder: codec config, e.g. dict(type='UDPHeatmap', input_size=(192, 256), heatmap_size=(48, 64), sigma=2):
+            any codec registered in TASK_UTILS.
     """
 
     def __init__(self, encoder: dict) -> None:
         self.encoder_cfg = dict(encoder)
-        self.encoder = build_codec(self.encoder_cfg)
+        self.encoder = build_module(TASK_UTILS, self.encoder_cfg)
 
     def transform(self, results: Dict) -> Dict:
         heatmaps, weights = self.encoder.encode(results['input_keypoints'], results['keypoints_visible'])

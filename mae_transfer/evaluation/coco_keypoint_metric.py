@@ -22,8 +22,8 @@ from mmengine.logging import print_log
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from ..datasets.coco_keypoints import load_coco_quietly
 from ..registry import METRICS
+from ..utils.annotation_checks import load_coco_quietly
 
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89],
                        dtype=np.float64) / 10.0

@@ -38,7 +38,7 @@ def missing_type_hint(error: BaseException) -> Optional[str]:
                 f"need custom_imports=dict(imports=['mae_transfer'], allow_failed_imports=False))")
     candidates = [f'mae_transfer.{name}' for name in _known_names(ours)] if ours is not None else []
     framework = ours.parent.children.get(scope) if ours is not None and ours.parent is not None else None
-    if framework is not None:
+    if framework is not None and framework is not ours:  # a lookup in our own scope: no framework names
         framework.import_from_location()
         candidates += list(framework.module_dict)
     close = difflib.get_close_matches(short, [c.split('.')[-1] for c in candidates], n=3, cutoff=0.6)

@@ -12,13 +12,12 @@
 - 'partial_finetune': as 'finetune', but the patch embedding (with cls token and position embedding) and the
   first `frozen_blocks` blocks are frozen and kept in eval mode (`MAEViT(frozen_stages=k)`).
 
-The encoder is a `MAEViT` under `backbone` (built here in plain Python from its config dict, see DESIGN.md),
-so `init_cfg=dict(type='Pretrained', checkpoint=...)` loads any supported checkpoint and every parameter
+The encoder is a `MAEViT` (or a registered subclass) under `backbone`, built from its config dict through our
+MODELS registry whatever the default scope (`mae_transfer.registry.build_module`), so `init_cfg=dict(type='Pretrained', checkpoint=...)` loads any supported checkpoint and every parameter
 name is `backbone.<official name>`: the layer-wise lr decay constructor gives `backbone.blocks.N` layer N + 1
 and `fc_norm` / `head` the top layer. The state dict converts to a timm `VisionTransformer` with
 `mae_transfer.checkpoint_timm.classifier_to_timm`.
 """
-import copy
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -27,24 +26,13 @@ from mmengine.model import BaseModel
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ...registry import MODELS
+from ...registry import MODELS, build_module
 from ..arch import get_arch
 from ..backbones import MAEViT
 
 PROTOCOLS = ('finetune', 'linear_probe', 'partial_finetune')
 # Head initialisation of the official code: main_finetune.py (2e-5) and main_linprobe.py (0.01).
 HEAD_INIT_STD = {'finetune': 2e-5, 'partial_finetune': 2e-5, 'linear_probe': 0.01}
-
-
-def build_backbone(cfg: Union[dict, nn.Module]) -> MAEViT:
-    """A `MAEViT` from its config dict (type 'MAEViT' or 'mae_transfer.MAEViT'), or the module itself."""
-    if isinstance(cfg, nn.Module):
-        return cfg
-    cfg = copy.deepcopy(dict(cfg))
-    kind = str(cfg.pop('type', 'MAEViT'))
-    if kind.split('.')[-1] != 'MAEViT':
-        raise ValueError(f'ViTClassifier needs a MAEViT backbone, got type={kind!r}')
-    return MAEViT(**cfg)
 
 
 @MODELS.register_module()
@@ -98,7 +86,9 @@ class ViTClassifier(BaseModel):
                 if not 0 <= frozen_blocks <= depth:
                     raise ValueError(f'frozen_blocks must be in 0 .. {depth}, got {frozen_blocks}')
                 backbone['frozen_stages'] = frozen_blocks
-            self.backbone = build_backbone(backbone)
+            self.backbone = build_module(MODELS, backbone, type='MAEViT')
+        if not isinstance(self.backbone, MAEViT):  # the encoder is read block by block (`_encode`)
+            raise ValueError(f'ViTClassifier needs a MAEViT backbone (or a subclass), got {type(self.backbone)}')
         self.frozen_blocks = frozen_blocks if protocol == 'partial_finetune' else 0
         dim = self.backbone.embed_dim
         std = HEAD_INIT_STD[protocol] if head_init_std is None else head_init_std
@@ -224,4 +214,4 @@ def _arch_depth(arch: str) -> int:
     return get_arch(arch).depth
 
 
-__all__ = ['PROTOCOLS', 'ViTClassifier', 'build_backbone']
+__all__ = ['PROTOCOLS', 'ViTClassifier']

@@ -1,4 +1,4 @@
 """Registered heads and their losses."""
-from .heatmap_head import HEADS, HeatmapHead, KeypointMSELoss, SimpleHeatmapHead, build_head
+from .heatmap_head import HeatmapHead, KeypointMSELoss, SimpleHeatmapHead
 
-__all__ = ['HEADS', 'HeatmapHead', 'KeypointMSELoss', 'SimpleHeatmapHead', 'build_head']
+__all__ = ['HeatmapHead', 'KeypointMSELoss', 'SimpleHeatmapHead']

@@ -4,7 +4,9 @@
   the resolution, then a 1x1 conv to one map per keypoint: stride 16 -> 4 with two deconvs.
 - `SimpleHeatmapHead` (ViTPose "simple"): ReLU, x4 bilinear upsampling, then a 3x3 conv to the keypoint maps.
 
-Both map features [N, C, h, w] to heatmaps [N, K, 4h, 4w].
+Both map features [N, C, h, w] to heatmaps [N, K, 4h, 4w]. Heads and the loss are registered in MODELS; the pose
+estimator builds them from its config with `mae_transfer.registry.build_module`, so a head registered elsewhere
+works the same way.
 """
 from typing import Sequence
 
@@ -15,6 +17,7 @@ from torch import nn
 from ...registry import MODELS
 
 
+@MODELS.register_module()
 class KeypointMSELoss(nn.Module):
     """Mean squared error over heatmaps, each keypoint's map weighted by its target weight.
 
@@ -107,16 +110,4 @@ class SimpleHeatmapHead(nn.Module):
         return self.final_layer(x)
 
 
-HEADS = {'HeatmapHead': HeatmapHead, 'SimpleHeatmapHead': SimpleHeatmapHead}
-
-
-def build_head(cfg: dict) -> nn.Module:
-    """A head from its config dict (scope prefix allowed), in plain Python."""
-    cfg = dict(cfg)
-    name = str(cfg.pop('type')).split('.')[-1]
-    if name not in HEADS:
-        raise ValueError(f'unknown pose head {name!r}; choose one of {sorted(HEADS)}')
-    return HEADS[name](**cfg)
-
-
-__all__ = ['HEADS', 'HeatmapHead', 'KeypointMSELoss', 'SimpleHeatmapHead', 'build_head']
+__all__ = ['HeatmapHead', 'KeypointMSELoss', 'SimpleHeatmapHead']

@@ -10,11 +10,12 @@
   `keypoint_scores` [K] (numpy); `CocoKeypointMetric` rescales instance scores and applies OKS NMS.
 - 'tensor': the raw heatmaps [N, K, h, w].
 
-Sub-modules are built in plain Python from their config dicts (DESIGN.md): `backbone` must be an MAEViT config
-(its `init_cfg` is where `--pretrained` points), `head` a `HeatmapHead` / `SimpleHeatmapHead` config without
-`in_channels` (taken from the backbone) and `codec` an `MSRAHeatmap` / `UDPHeatmap` config.
+Sub-modules are built from their config dicts through our registries, whatever the default scope
+(`mae_transfer.registry.build_module`): `backbone` (MODELS; MAEViT when `type` is left out, its `init_cfg` is
+where `--pretrained` points), `head` (MODELS, e.g. `HeatmapHead` / `SimpleHeatmapHead`; `in_channels` defaults
+to the backbone's `embed_dim`), `loss` (MODELS, `KeypointMSELoss` when `type` is left out) and `codec`
+(TASK_UTILS, `MSRAHeatmap` / `UDPHeatmap`). A class a user registers into those registries works the same way.
 """
-import copy
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -22,23 +23,12 @@ import torch
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from ...registry import MODELS
-from ..backbones import MAEViT
-from ...codecs.heatmap import build_codec
 from ...codecs.coco_keypoints import COCO_FLIP_INDICES
 from ...codecs.geometry import crop_to_image
-from ..heads.heatmap_head import KeypointMSELoss, build_head
+from ...registry import MODELS, TASK_UTILS, build_module
 
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                              bgr_to_rgb=True)
-
-
-def build_backbone(cfg: dict) -> MAEViT:
-    cfg = copy.deepcopy(dict(cfg))
-    name = str(cfg.pop('type', 'MAEViT')).split('.')[-1]
-    if name != 'MAEViT':
-        raise ValueError(f'TopdownPoseEstimator builds an MAEViT backbone, got {name!r}')
-    return MAEViT(**cfg)
 
 
 def pck_accuracy(output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, thr: float = 0.05) -> torch.Tensor:
@@ -62,11 +52,14 @@ class TopdownPoseEstimator(BaseModel):
     """Top-down heatmap pose estimation on a plain ViT (ViTPose).
 
     Args:
-        backbone: MAEViT config (e.g. arch='base', img_size=224, use_cls_token=False, drop_path_rate=0.3,
-            init_cfg=dict(type='Pretrained', checkpoint=...)).
-        head: HeatmapHead / SimpleHeatmapHead config; `in_channels` defaults to the backbone's width.
+        backbone: backbone config, MAEViT when `type` is left out (e.g. arch='base', img_size=224,
+            use_cls_token=False, drop_path_rate=0.3, init_cfg=dict(type='Pretrained', checkpoint=...)); its
+            forward returns feature maps, the last one [N, C, h, w] feeds the head.
+        head: head config (HeatmapHead, SimpleHeatmapHead or a registered head); `in_channels` defaults to the
+            backbone's `embed_dim`.
         codec: heatmap codec config, the same as the pipeline's `GenerateHeatmapTarget(encoder=...)`.
-        loss: KeypointMSELoss options (use_target_weight, loss_weight).
+        loss: loss config, KeypointMSELoss when `type` is left out (use_target_weight, loss_weight); called as
+            loss(heatmaps, targets, keypoint_weights).
         test_cfg: dict(flip_test=True, shift_heatmap=None (classic codec: True, UDP: False), flip_indices=None).
         data_preprocessor: mmengine preprocessor config; ImageNet mean/std, BGR -> RGB when left out.
         init_cfg: mmengine init config of the whole model.
@@ -76,12 +69,11 @@ class TopdownPoseEstimator(BaseModel):
                  test_cfg: Optional[dict] = None, data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(IMAGENET_PREPROCESSOR), init_cfg=init_cfg)
-        self.backbone = build_backbone(backbone)
-        head = dict(head)
-        head.setdefault('in_channels', self.backbone.embed_dim)
-        self.head = build_head(head)
-        self.codec = build_codec(codec)
-        self.loss_module = KeypointMSELoss(**(loss or {}))
+        self.backbone = build_module(MODELS, backbone, type='MAEViT')
+        width = getattr(self.backbone, 'embed_dim', None)
+        self.head = build_module(MODELS, head, **({} if width is None else dict(in_channels=width)))
+        self.codec = build_module(TASK_UTILS, codec)
+        self.loss_module = build_module(MODELS, loss or {}, type='KeypointMSELoss')
         self.test_cfg = dict(test_cfg or {})
 
     # ------------------------------------------------------------------------------------------------ compute
@@ -155,4 +147,4 @@ class TopdownPoseEstimator(BaseModel):
         return data_samples
 
 
-__all__ = ['TopdownPoseEstimator', 'build_backbone', 'pck_accuracy']
+__all__ = ['TopdownPoseEstimator', 'pck_accuracy']

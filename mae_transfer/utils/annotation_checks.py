@@ -1,4 +1,5 @@
-"""Clear errors for unreadable annotation files: the file and the problem, not a bare JSONDecodeError."""
+"""Clear errors for unreadable annotation files (the file and the problem, not a bare JSONDecodeError) and quiet
+COCO indexing. Datasets and metrics both read COCO files, so this sits below both."""
 import contextlib
 import io
 import json
@@ -47,4 +48,11 @@ def index_coco_quietly(coco: CocoApi, data: dict) -> CocoApi:
     return coco
 
 
-__all__ = ['index_coco_quietly', 'load_json_annotations']
+def load_coco_quietly(ann_file: Union[str, Path]) -> COCO:
+    """pycocotools' COCO without its prints on stdout; a clear `ValueError` naming the file when it is not JSON
+    or lacks COCO's 'images' / 'annotations'."""
+    data = load_json_annotations(ann_file, required_keys=('images', 'annotations'), kind='COCO keypoint annotation')
+    return index_coco_quietly(COCO(), data)
+
+
+__all__ = ['index_coco_quietly', 'load_coco_quietly', 'load_json_annotations']
