@@ -1,9 +1,4 @@
 """MAEViT backbone, ViTDet attention, checkpoint loading, SimpleFPN, and the mmdet / mmseg models built on them."""
-import argparse
-import importlib.util
-import logging
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,11 +6,10 @@ import torch
 import torch.nn.functional as F
 
 import mae_transfer  # noqa: F401  (allowlists argparse.Namespace for torch.load)
+from mae_transfer.checkpoint import load_weights
 from mae_transfer.models import (ARCHS, MAE_FACTORIES, LayerNorm2d, MAEViT, SimpleFPN, WindowRelPosAttention,
-                                 load_pretrained_backbone, mae_vit_tiny_patch16, resize_pos_embed)
-from mae_transfer.models import pretrained as pretrained_module
+                                 mae_vit_tiny_patch16, resize_pos_embed)
 from mae_transfer.models.layers.window_attention import get_rel_pos
-from mae_transfer.utils.configs import CONFIG_ROOT
 
 
 def tiny_backbone(seed: int = 0, **kwargs) -> MAEViT:
@@ -80,7 +74,7 @@ def test_any_input_size_is_padded_and_pos_embed_resized():
 def test_features_equal_mae_forward_features():
     mae = mae_vit_tiny_patch16(img_size=(64, 96)).eval()
     backbone = MAEViT(arch='tiny', img_size=(64, 96), final_norm=True, out_indices=(-1, )).eval()
-    report = load_pretrained_backbone(backbone, {'model': mae.state_dict()})
+    report = load_weights(backbone, {'model': mae.state_dict()})
     assert report.ok and not report.expected_missing_keys
     imgs = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
@@ -154,7 +148,7 @@ def test_get_rel_pos_interpolation_matches_linear_formula():
 def test_rel_pos_zero_init_equals_no_rel_pos_and_grads_reach_tables():
     with_rel = vitdet_tiny(use_rel_pos=True)
     without = vitdet_tiny(use_rel_pos=False)
-    report = load_pretrained_backbone(with_rel, without.state_dict())
+    report = load_weights(with_rel, without.state_dict())
     assert sorted(report.expected_missing_keys) == sorted(k for k in with_rel.state_dict() if 'rel_pos' in k)
     assert with_rel.blocks[1].attn.rel_pos_h.shape == (2 * 4 - 1, 64)  # global block: the 4 x 4 grid of 64 px
     assert with_rel.blocks[0].attn.rel_pos_h.shape == (2 * 3 - 1, 64)  # window block: the window
@@ -169,7 +163,7 @@ def test_rel_pos_tables_interpolated_when_input_grid_changes():
     model = vitdet_tiny(window_size=0, global_attn_indexes=()).eval()  # global rel-pos sized for 4 x 4
     randomise_rel_pos(model)
     resized = vitdet_tiny(window_size=0, global_attn_indexes=(), rel_pos_img_size=(96, 128)).eval()
-    report = load_pretrained_backbone(resized, model.state_dict())  # tables interpolated at load time
+    report = load_weights(resized, model.state_dict())  # tables interpolated at load time
     assert {'blocks.0.attn.rel_pos_h', 'blocks.0.attn.rel_pos_w'} <= set(report.resized_keys)
     x = torch.randn(1, 3, 96, 128)  # 6 x 8 grid: the 4 x 4 tables are interpolated on the fly
     with torch.no_grad():
@@ -208,49 +202,6 @@ def test_frozen_stages_stop_gradients_and_stay_in_eval():
     assert all(not m.training for m in frozen) and model.blocks[3].training
 
 
-# ---------------------------------------------------------------------------------------------- checkpoints
-
-@pytest.fixture
-def captured_logs(monkeypatch):
-    messages = []
-    monkeypatch.setattr(pretrained_module, 'print_log',
-                        lambda msg, logger=None, level=logging.INFO: messages.append((level, msg)))
-    return messages
-
-
-@pytest.mark.parametrize('layout', ['official', 'ours'])
-def test_init_cfg_pretrained_loads_official_and_our_checkpoints(tmp_path, captured_logs, layout):
-    mae = mae_vit_tiny_patch16(img_size=64)
-    state = mae.state_dict()  # encoder + decoder keys, official names
-    checkpoint = {'model': state} if layout == 'official' else {'state_dict': {'mae.' + k: v for k, v in state.items()}}
-    path = tmp_path / 'mae.pth'
-    torch.save(checkpoint, path)
-    backbone = vitdet_tiny(seed=5, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    backbone.init_weights()
-    for key, value in backbone.state_dict().items():
-        if 'rel_pos' in key:
-            assert not value.any(), key  # zero-initialised, new by design
-        else:
-            assert torch.equal(value, state[key]), key
-    assert not [msg for level, msg in captured_logs if level >= logging.WARNING]
-    expected = [msg for _, msg in captured_logs if 'new by design' in msg]
-    assert len(expected) == 1 and 'blocks.0.attn.rel_pos_h' in expected[0]
-    assert any('MAE decoder' in msg for _, msg in captured_logs)
-
-
-def test_pretrained_pos_embed_resized_and_problems_reported_loudly(captured_logs):
-    state = mae_vit_tiny_patch16(img_size=64).state_dict()  # 4 x 4 grid
-    del state['blocks.0.norm1.weight']
-    state['blocks.0.extra'] = torch.zeros(1)
-    backbone = MAEViT(arch='tiny', img_size=96)  # 6 x 6 grid
-    report = load_pretrained_backbone(backbone, {'model': state})
-    assert report.resized_keys == ['pos_embed']
-    assert torch.equal(backbone.pos_embed, resize_pos_embed(state['pos_embed'], 6))
-    assert report.missing_keys == ['blocks.0.norm1.weight'] and report.unexpected_keys == ['blocks.0.extra']
-    warnings = [msg for level, msg in captured_logs if level == logging.WARNING]
-    assert len(warnings) == 2 and 'blocks.0.norm1.weight' in warnings[0] and 'blocks.0.extra' in warnings[1]
-
-
 # ------------------------------------------------------------------------------------------------------ neck
 
 def test_layer_norm_2d_normalises_channels():
@@ -274,40 +225,3 @@ def test_simple_fpn_shapes_and_strides():
 
 # The Mask R-CNN (MAEViT + SimpleFPN) and UperNet (MAEViT + Feature2Pyramid) built from configs/smoke/ are
 # exercised in test_registry.py.
-
-
-# ------------------------------------------------------------------------------------------------ benchmark
-
-def test_benchmark_backbone_mode_on_tiny_settings():
-    repo = CONFIG_ROOT.parent
-    spec = importlib.util.spec_from_file_location('benchmark_tool', repo / 'tools' / 'benchmark.py')
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    args = argparse.Namespace(arch='base', img_size=None, batch=None, window_size=14, global_attn_indexes=None,
-                              out_indices=[3, 5, 7, 11], drop_path=0.1, rel_pos_impl='fold')
-    window = benchmark.backbone_spec('vitdet-window', True, args)  # the full-size recipes, not run here
-    assert (window['img_size'], window['batch'], window['options']['window_size'], window['options']['with_cp'],
-            window['options']['global_attn_indexes']) == (1024, 1, 14, True, [2, 5, 8, 11])
-    upernet = benchmark.backbone_spec('upernet', False, args)
-    assert (upernet['img_size'], upernet['batch'], upernet['options']['out_indices']) == (512, 2, [3, 5, 7, 11])
-    assert not upernet['options']['use_rel_pos'] and benchmark.backbone_spec('vitdet-global', False, args)[
-        'options']['use_rel_pos']
-
-    result = subprocess.run([sys.executable, 'tools/benchmark.py', 'backbone', '--arch', 'tiny', '--img-size', '40',
-                             '--window-size', '2', '--global-attn-indexes', '1', '--settings', 'vitdet-window',
-                             '--cp', 'on'], cwd=repo, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    row = result.stdout.strip().splitlines()[-1].split()
-    assert row[:4] == ['vitdet-window', '1', '40', 'on'] and float(row[6]) > 0 and float(row[7]) > 0
-
-
-def test_other_formats_go_to_the_general_converter(tmp_path):
-    pytest.importorskip('mae_transfer.checkpoint')  # written separately; the official / our formats never need it
-    from safetensors.torch import save_file
-    encoder = {k: v.contiguous() for k, v in mae_vit_tiny_patch16(img_size=64).state_dict().items()
-               if not k.startswith(('decoder_', 'mask_token'))}
-    path = tmp_path / 'timm_like.safetensors'
-    save_file(encoder, str(path))
-    backbone = tiny_backbone(seed=3, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    backbone.init_weights()
-    assert all(torch.equal(backbone.state_dict()[k], v) for k, v in encoder.items())

@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 
 from mae_transfer.apis.classify import infer_images
 from mae_transfer.datasets import generate_class_folders
-from mae_transfer.engine.safe_load import safe_torch_load
+from mae_transfer.checkpoint import safe_torch_load
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
 TINY_CONFIGS = {

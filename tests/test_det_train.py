@@ -14,7 +14,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from mae_transfer.datasets.synthetic_coco import generate_coco_instances
-from mae_transfer.models import pretrained as pretrained_module
+from mae_transfer.checkpoint import adapt as pretrained_module
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model, config_task
 
 REPO = CONFIG_ROOT.parent

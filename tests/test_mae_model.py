@@ -1,5 +1,5 @@
-"""MAE model core: shapes, masking, loss, patchify, sin-cos table, timm equivalence, checkpoints, training."""
-import argparse
+"""MAE model core: shapes, masking, loss, patchify, sin-cos table, timm equivalence, training (loading
+checkpoints: tests/checkpoint/test_adapt_and_report.py)."""
 import math
 
 import pytest
@@ -7,12 +7,10 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
-import mae_transfer  # noqa: F401  (allowlists argparse.Namespace for torch.load)
+from mae_transfer.checkpoint.formats import DECODER_NAMES
 from mae_transfer.models import (Block, MaskedAutoencoderViT, ViTEncoder, get_2d_sincos_pos_embed,
-                                 load_mae_checkpoint, mae_vit_base_patch16, mae_vit_huge_patch14,
-                                 mae_vit_large_patch16, mae_vit_small_patch16, mae_vit_tiny_patch16, patchify,
-                                 resize_pos_embed, unpatchify)
-from mae_transfer.models.mae import DECODER_KEY_PREFIXES
+                                 mae_vit_base_patch16, mae_vit_huge_patch14, mae_vit_large_patch16,
+                                 mae_vit_small_patch16, mae_vit_tiny_patch16, patchify, resize_pos_embed, unpatchify)
 from mae_transfer.models.layers.vit import explicit_attention, prefer_fused_attention
 
 
@@ -75,7 +73,7 @@ def test_factories_match_timm_architectures(factory, timm_dims):
     with torch.device('meta'):  # shapes only, no memory
         model = factory()
         reference = VisionTransformer(img_size=224, num_classes=0, global_pool='token', **timm_dims)
-    encoder = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(DECODER_KEY_PREFIXES)}
+    encoder = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(DECODER_NAMES)}
     assert encoder == {k: v.shape for k, v in reference.state_dict().items()}
     assert len(model.decoder_blocks) == 8 and model.decoder_embed.out_features == 512
     assert model.decoder_blocks[0].attn.num_heads == 16
@@ -233,7 +231,7 @@ def test_encoder_matches_timm_vision_transformer(img_size):
     reference = VisionTransformer(img_size=img_size, patch_size=16, embed_dim=192, depth=4, num_heads=3,
                                   mlp_ratio=4.0, qkv_bias=True, class_token=True, global_pool='token',
                                   num_classes=0).eval()
-    encoder_state = {k: v for k, v in model.state_dict().items() if not k.startswith(DECODER_KEY_PREFIXES)}
+    encoder_state = {k: v for k, v in model.state_dict().items() if not k.startswith(DECODER_NAMES)}
     reference.load_state_dict(encoder_state, strict=True)
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
     imgs = torch.randn(2, 3, h, w)
@@ -281,97 +279,6 @@ def test_explicit_and_fused_attention_agree(dtype):
     reference.load_state_dict(block.state_dict())
     x = torch.randn(2, 5, 32)
     assert torch.allclose(block(x), reference(x), atol=1e-5)
-
-
-# ------------------------------------------------------------------------------------------------ checkpoints
-
-def save_official(path, state_dict, **args):
-    torch.save({'model': state_dict, 'args': argparse.Namespace(model='mae_vit_tiny_patch16', **args),
-                'epoch': 799}, path)
-    return path
-
-
-def test_official_checkpoint_full_round_trip(tmp_path):
-    source = tiny(seed=1)
-    path = save_official(tmp_path / 'mae_visualize_vit_tiny.pth', source.state_dict(), norm_pix_loss=False)
-    target = tiny(seed=2)
-    result = target.load_official_checkpoint(str(path), strict=True)
-    assert result.ok and not result.encoder_only
-    assert not result.missing_keys and not result.unexpected_keys and not result.expected_missing_keys
-    assert not result.resized_keys
-    for key, value in source.state_dict().items():
-        assert torch.equal(target.state_dict()[key], value), key
-    imgs, noise = torch.randn(1, 3, 64, 64), fixed_noise(1, 16)
-    with torch.no_grad():
-        assert torch.equal(source(imgs, noise=noise)[1], target(imgs, noise=noise)[1])
-
-
-def test_our_pretraining_checkpoint_loads_with_its_prefix(tmp_path):
-    source = tiny(seed=1)
-    path = tmp_path / 'epoch_50.pth'  # what MAEPretrainer + mmengine write: keys under `mae.`
-    torch.save({'state_dict': {f'mae.{k}': v for k, v in source.state_dict().items()}, 'meta': {}}, path)
-    target = tiny(seed=2)
-    result = load_mae_checkpoint(target, str(path), strict=True)
-    assert result.ok and not result.encoder_only
-    for key, value in source.state_dict().items():
-        assert torch.equal(target.state_dict()[key], value), key
-
-
-def test_official_checkpoint_encoder_only(tmp_path):
-    source = tiny(seed=1)
-    encoder_state = {k: v for k, v in source.state_dict().items() if not k.startswith(DECODER_KEY_PREFIXES)}
-    path = save_official(tmp_path / 'mae_pretrain_vit_tiny.pth', encoder_state)
-    target = tiny(seed=2)
-    decoder_before = target.decoder_pred.weight.clone()
-    result = load_mae_checkpoint(target, path, strict=True)
-    assert result.encoder_only and result.ok
-    assert sorted(result.expected_missing_keys) == sorted(
-        k for k in target.state_dict() if k.startswith(DECODER_KEY_PREFIXES))
-    assert 'mask_token' in result.expected_missing_keys
-    assert torch.equal(target.blocks[1].attn.qkv.weight, source.blocks[1].attn.qkv.weight)
-    assert torch.equal(target.decoder_pred.weight, decoder_before)
-    # an encoder without decoder takes a full checkpoint: the decoder keys are ignored, not unexpected
-    encoder = ViTEncoder(img_size=64, patch_size=16, embed_dim=192, depth=4, num_heads=3)
-    full = save_official(tmp_path / 'full.pth', source.state_dict())
-    result = load_mae_checkpoint(encoder, full, strict=True)
-    assert result.ok and result.ignored_keys and torch.equal(encoder.pos_embed, source.pos_embed)
-
-
-def test_official_checkpoint_reports_problems(tmp_path):
-    state = tiny(seed=1).state_dict()
-    state['head.weight'] = torch.zeros(10, 192)
-    del state['norm.weight']
-    path = save_official(tmp_path / 'odd.pth', state)
-    result = tiny(seed=2).load_official_checkpoint(path)
-    assert result.unexpected_keys == ['head.weight'] and result.missing_keys == ['norm.weight']
-    assert not result.ok
-    with pytest.raises(RuntimeError, match='head.weight'):
-        tiny(seed=2).load_official_checkpoint(path, strict=True)
-    wrong_width = save_official(tmp_path / 'other_size.pth', tiny(seed=1, decoder_embed_dim=64).state_dict())
-    with pytest.raises(ValueError, match='decoder_embed'):
-        tiny(seed=2).load_official_checkpoint(wrong_width)
-
-
-def test_official_checkpoint_resizes_pos_embed(tmp_path):
-    source = tiny(img_size=64, seed=1)
-    path = save_official(tmp_path / 'mae_full.pth', source.state_dict())
-    target = tiny(img_size=(96, 128), seed=2)
-    result = target.load_official_checkpoint(path, strict=True)
-    assert result.resized_keys == ['pos_embed'] and result.recomputed_keys == ['decoder_pos_embed']
-    assert torch.allclose(target.pos_embed, resize_pos_embed(source.pos_embed, (6, 8)))
-    assert torch.equal(target.decoder_pos_embed[0], get_2d_sincos_pos_embed(128, (6, 8), cls_token=True))
-    assert torch.equal(target.decoder_pred.weight, source.decoder_pred.weight)
-    loss, pred, _ = target(torch.randn(1, 3, 96, 128))
-    assert pred.shape == (1, 48, 768) and torch.isfinite(loss)
-    # a non-square checkpoint grid cannot be guessed from the token count: it must be given
-    wide = tiny(img_size=(64, 96), seed=3)
-    path = save_official(tmp_path / 'wide.pth', wide.state_dict())
-    square = tiny(img_size=64, seed=2)
-    with pytest.raises(ValueError, match='checkpoint_grid'):
-        square.load_official_checkpoint(path)
-    result = square.load_official_checkpoint(path, checkpoint_grid=(4, 6))
-    assert result.ok and result.resized_keys == ['pos_embed']
-    assert torch.allclose(square.pos_embed, resize_pos_embed(wide.pos_embed, (4, 4), old_grid=(4, 6)))
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mae_transfer.datasets import generate_images
-from mae_transfer.engine import atomic_write, find_latest_checkpoint, safe_torch_load
+from mae_transfer.checkpoint import atomic_write, find_latest_checkpoint, safe_torch_load
 from mae_transfer.utils.report import read_scalars, training_curve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,11 +100,11 @@ def test_non_finite_loss_stops_with_the_iteration_and_keeps_the_last_good_checkp
 
 _KILL_DURING_SAVE = """
 import os, signal, sys
-import mae_transfer.engine.atomic_save as atomic_save
+import mae_transfer.checkpoint.files as files
 def killed_fsync(fd):
     os.kill(os.getpid(), signal.SIGKILL)  # the bytes are partly on disk, the rename has not happened
-atomic_save.os.fsync = killed_fsync
-atomic_save.atomic_write(b'new' * 1_000_000, sys.argv[1])
+files.os.fsync = killed_fsync
+files.atomic_write(b'new' * 1_000_000, sys.argv[1])
 """
 
 

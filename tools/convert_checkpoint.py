@@ -14,22 +14,17 @@ arguments are printed and written beside it as DST + '.json'. Otherwise only enc
 safetensors sibling swap), never modified, and DST is written to a temporary file first and renamed when complete.
 """
 import argparse
-import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-import torch
 from mmengine.logging import MMLogger
 
 import mae_transfer  # noqa: F401  (checkpoint allowlist)
-from mae_transfer.checkpoint import (CHECKPOINT_FORMATS, UnknownCheckpointFormatError, load_pretrained_encoder,
-                                     save_encoder_checkpoint)
-from mae_transfer.checkpoint_formats import dropped_kind
-from mae_transfer.checkpoint_timm import classifier_to_timm
-from mae_transfer.engine.safe_load import UnsafeCheckpointError, safe_torch_load
+from mae_transfer.checkpoint import (CHECKPOINT_FORMATS, UnknownCheckpointFormatError, UnsafeCheckpointError,
+                                     classifier_to_timm, dropped_kind, load_pretrained_encoder, safe_torch_load,
+                                     save_encoder_checkpoint, save_timm_classifier)
 
 OUTPUT_SUFFIXES = ('.pth', '.pt', '.safetensors')
 
@@ -73,19 +68,7 @@ def write_timm_classifier(src: Path, dst: Path) -> int:
     except (ValueError, UnsafeCheckpointError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-    try:
-        if dst.suffix == '.safetensors':
-            from safetensors.torch import save_file
-            save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp), metadata={'format': 'pt'})
-        else:
-            torch.save(state_dict, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    Path(f'{dst}.json').write_text(json.dumps(kwargs, indent=2) + '\n')
+    save_timm_classifier(state_dict, kwargs, dst)
     count = sum(t.numel() for t in state_dict.values())
     print(f'{src}: ViTClassifier, {len(state_dict)} tensors, {count:,} parameters')
     print(f'wrote {dst} (timm VisionTransformer state dict) and {dst}.json; load it with')

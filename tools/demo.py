@@ -29,7 +29,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401
-from mae_transfer.engine import add_run_safety, find_latest_checkpoint
+from mae_transfer.checkpoint import find_latest_checkpoint
+from mae_transfer.engine import add_run_safety
 from mae_transfer.utils import collect_env
 from mae_transfer.utils.configs import CONFIG_ROOT, set_pretrained
 from mae_transfer.utils.report import (image_link, markdown_table, numeric_metrics, plot_curves, read_scalars,

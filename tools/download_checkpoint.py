@@ -18,9 +18,8 @@ from typing import List, Optional
 from mmengine.logging import MMLogger
 
 import mae_transfer  # noqa: F401  (checkpoint allowlist)
-from mae_transfer.checkpoint import UnknownCheckpointFormatError
-from mae_transfer.checkpoint_zoo import MODEL_ZOO, fetch_checkpoint
-from mae_transfer.utils.download import ChecksumMismatch, DownloadInterrupted
+from mae_transfer.checkpoint import (MODEL_ZOO, ChecksumMismatch, DownloadInterrupted, UnknownCheckpointFormatError,
+                                     fetch_checkpoint)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

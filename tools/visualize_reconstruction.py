@@ -16,7 +16,7 @@ from mmengine.config import Config
 
 import mae_transfer  # noqa: F401
 from mae_transfer.apis import load_images, reconstruct, reconstruction_grid
-from mae_transfer.models import load_mae_checkpoint
+from mae_transfer.checkpoint import load_weights
 from mae_transfer.utils.configs import build_model
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pretrainer = build_model(Config.fromfile(args.config)).eval()
-    result = load_mae_checkpoint(pretrainer.mae, args.checkpoint)  # ours (`mae.` prefix) or official
+    result = load_weights(pretrainer.mae, args.checkpoint)  # ours (`mae.` prefix) or official
     if result.encoder_only:
         print('warning: the checkpoint has no decoder; the reconstruction row shows an untrained decoder')
 

@@ -1,5 +1,5 @@
-"""Training machinery shared by every task: checkpoint safety, mixed precision, lr scaling, hooks."""
-from .atomic_save import atomic_write, find_latest_checkpoint
+"""Training machinery shared by every task: run safety, mixed precision, lr scaling, hooks (checkpoint
+safety lives in `mae_transfer.checkpoint`)."""
 from .distributed import CPUCompatibleDDP, prepare_cpu_distributed
 from .lars import LARS, Lars
 from .layer_decay import LayerDecayOptimWrapperConstructor, get_layer_id
@@ -9,13 +9,11 @@ from .optim_wrappers import AutocastOptimWrapper
 from .reconstruction_hook import ReconstructionHook
 from .rng_state_hook import RNGStateHook, seed_worker
 from .run_safety import add_run_safety
-from .safe_load import CorruptCheckpointError, UnsafeCheckpointError, safe_torch_load
 
 __all__ = [
     'LARS', 'Lars',
-    'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'atomic_write',
-    'find_latest_checkpoint', 'seed_worker', 'CorruptCheckpointError',
+    'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'seed_worker',
     'AutocastOptimWrapper', 'CPUCompatibleDDP', 'LayerDecayOptimWrapperConstructor', 'ReconstructionHook',
-    'UnsafeCheckpointError', 'effective_batch_size', 'get_layer_id', 'prepare_cpu_distributed', 'safe_torch_load',
+    'effective_batch_size', 'get_layer_id', 'prepare_cpu_distributed',
     'scale_lr_to_effective_batch'
 ]

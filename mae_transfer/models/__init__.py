@@ -23,9 +23,6 @@ _EXPORTS = {
     'HeatmapHead': 'heads', 'SimpleHeatmapHead': 'heads', 'KeypointMSELoss': 'heads',
     'TopdownPoseEstimator': 'pose',
     'ViTClassifier': 'classifiers',
-    # loaders, until the checkpoint package takes them over
-    'load_pretrained_backbone': 'pretrained', 'PretrainedLoadReport': 'pretrained',
-    'load_mae_checkpoint': 'mae', 'CheckpointLoadResult': 'mae',
 }
 # the sub-packages that register classes into mae_transfer.registry (its `locations`)
 REGISTERING_MODULES = ('backbones', 'necks', 'heads', 'pose', 'classifiers', 'mae_pretrainer')

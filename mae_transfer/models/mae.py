@@ -2,8 +2,8 @@
 
 Method names follow the paper and the official `models_mae.py`: `patchify`, `unpatchify`, `random_masking`,
 `forward_encoder`, `forward_decoder`, `forward_loss`. Parameter names are the official ones, so official
-checkpoints load with no renaming (`load_mae_checkpoint`). Images may be non-square; both sides must divide
-by the patch size.
+checkpoints load with no renaming (`mae_transfer.checkpoint.load_weights`, decoder included). Images may be
+non-square; both sides must divide by the patch size.
 
 Flow for N images and L = (H / p) * (W / p) patches, keeping L_keep = int(L * (1 - mask_ratio)):
 
@@ -13,21 +13,14 @@ Flow for N images and L = (H / p) * (W / p) patches, keeping L_keep = int(L * (1
     -> decoder blocks + norm -> decoder_pred, drop cls: pred [N, L, p * p * C]
     loss = mean over removed patches of the per-patch MSE against patchify(imgs) (optionally normalised).
 """
-import logging
-import os
-from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from torch import nn
 
-from ..engine.safe_load import safe_torch_load
 from .arch import get_arch
-from .layers.pos_embed import GridSize, get_2d_sincos_pos_embed, grid_tuple, resize_pos_embed
-from .pretrained import DECODER_KEY_PREFIXES, raw_state_dict, strip_wrapper_prefixes
+from .layers.pos_embed import GridSize, get_2d_sincos_pos_embed
 from .layers.vit import Block, NormLayer, ViTEncoder, default_norm_layer
-
 
 
 def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -262,163 +255,6 @@ class MaskedAutoencoderViT(ViTEncoder):
         pred = self.forward_decoder(latent, ids_restore)
         loss = self.forward_loss(imgs, pred, mask)
         return loss, pred, mask
-
-    def load_official_checkpoint(self, checkpoint: Union[str, os.PathLike, Mapping[str, Any]],
-                                 strict: bool = False,
-                                 checkpoint_grid: Optional[GridSize] = None) -> 'CheckpointLoadResult':
-        """Load an official MAE checkpoint; see `load_mae_checkpoint`.
-
-        Args:
-            checkpoint: path, or an already loaded checkpoint / state dict.
-            strict: raise when keys other than the expected decoder keys are missing or unexpected.
-            checkpoint_grid: patch grid of the checkpoint's pos_embed; inferred as square when left out.
-        """
-        return load_mae_checkpoint(self, checkpoint, strict=strict, checkpoint_grid=checkpoint_grid)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Official checkpoints
-# ----------------------------------------------------------------------------------------------------------
-
-@dataclass
-class CheckpointLoadResult:
-    """What `load_mae_checkpoint` did.
-
-    Attributes:
-        loaded_keys: model keys filled from the checkpoint.
-        missing_keys: model keys the checkpoint lacks that it should have had (a problem).
-        expected_missing_keys: decoder / mask-token keys absent from an encoder-only checkpoint
-            (`mae_pretrain_vit_*.pth`); they keep their fresh initialisation.
-        unexpected_keys: checkpoint keys the model has no place for (a problem).
-        ignored_keys: decoder keys of a full checkpoint loaded into an encoder without decoder.
-        resized_keys: keys resized to the model's grid (`pos_embed`).
-        recomputed_keys: fixed sin-cos tables of another grid that were skipped and kept as recomputed
-            for the model's grid (`decoder_pos_embed`).
-        encoder_only: the checkpoint holds no decoder keys.
-    """
-    loaded_keys: List[str] = field(default_factory=list)
-    missing_keys: List[str] = field(default_factory=list)
-    expected_missing_keys: List[str] = field(default_factory=list)
-    unexpected_keys: List[str] = field(default_factory=list)
-    ignored_keys: List[str] = field(default_factory=list)
-    resized_keys: List[str] = field(default_factory=list)
-    recomputed_keys: List[str] = field(default_factory=list)
-    encoder_only: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is missing or unexpected beyond what the checkpoint kind explains."""
-        return not self.missing_keys and not self.unexpected_keys
-
-
-def _is_decoder_key(key: str) -> bool:
-    return key.startswith(DECODER_KEY_PREFIXES)
-
-
-def load_mae_checkpoint(model: ViTEncoder, checkpoint: Union[str, os.PathLike, Mapping[str, Any]],
-                        strict: bool = False, checkpoint_grid: Optional[GridSize] = None) -> CheckpointLoadResult:
-    """Load an official MAE checkpoint (or any state dict in the official key scheme) without renaming.
-
-    Encoder-only files (`mae_pretrain_vit_*.pth`) leave the decoder as initialised and say so; full files
-    (`*_full.pth`, `*_visualize.pth`) fill the decoder too. `pos_embed` is resized (bicubic) when the
-    checkpoint's grid differs from the model's; `decoder_pos_embed` of another grid is skipped, since the
-    model's own fixed sin-cos table for its grid is what the decoder expects. Files are read with
-    `torch.load(weights_only=True)`; the `argparse.Namespace` of official files is allowlisted on import of
-    `mae_transfer`.
-
-    Args:
-        model: an `MaskedAutoencoderViT` or a plain `ViTEncoder`.
-        checkpoint: path, or an already loaded checkpoint / state dict.
-        strict: raise `RuntimeError` when `missing_keys` or `unexpected_keys` of the result are not empty.
-        checkpoint_grid: patch grid of the checkpoint's pos_embed; inferred as square when left out.
-
-    Returns:
-        a `CheckpointLoadResult`; its content is also logged (warnings for real problems).
-    """
-    source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else 'the given state dict'
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = safe_torch_load(os.fspath(checkpoint), map_location='cpu')
-    # Official files, bare state dicts, and ours (mmengine `state_dict` with the MAEPretrainer's `mae.` prefix).
-    state_dict = strip_wrapper_prefixes(raw_state_dict(checkpoint), dropped={})
-    own_state = model.state_dict()
-    result = CheckpointLoadResult(encoder_only=not any(_is_decoder_key(k) for k in state_dict))
-
-    other_grid = checkpoint_grid is not None and grid_tuple(checkpoint_grid) != model.grid_size
-    if 'pos_embed' in state_dict and 'pos_embed' in own_state:
-        pos_embed = state_dict['pos_embed']  # pos_embed: [1, 1 + L_ckpt, D]
-        if pos_embed.shape != own_state['pos_embed'].shape or other_grid:
-            try:
-                state_dict['pos_embed'] = resize_pos_embed(pos_embed, model.grid_size, old_grid=checkpoint_grid,
-                                                           num_prefix_tokens=model.num_prefix_tokens)
-            except ValueError as error:
-                raise ValueError(f'MAE checkpoint {source}: cannot resize pos_embed {tuple(pos_embed.shape)} to '
-                                 f'the grid {model.grid_size} ({error}); pass checkpoint_grid=(h, w)') from error
-            result.resized_keys.append('pos_embed')
-            print_log(f'MAE checkpoint {source}: pos_embed resized from {tuple(pos_embed.shape)} to '
-                      f'{tuple(state_dict["pos_embed"].shape)} (grid {model.grid_size}).', logger='current')
-    if 'decoder_pos_embed' in state_dict and 'decoder_pos_embed' in own_state:
-        if state_dict['decoder_pos_embed'].shape != own_state['decoder_pos_embed'].shape or other_grid:
-            del state_dict['decoder_pos_embed']
-            result.recomputed_keys.append('decoder_pos_embed')
-
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own_state[k].shape)}'
-                  for k, v in state_dict.items() if k in own_state and v.shape != own_state[k].shape]
-    if mismatched:
-        raise ValueError(f'MAE checkpoint {source} does not fit this model (another size?):\n  '
-                         + '\n  '.join(mismatched))
-
-    incompatible = model.load_state_dict(state_dict, strict=False)
-    model_has_decoder = any(_is_decoder_key(k) for k in own_state)
-    for key in incompatible.missing_keys:
-        if key in result.recomputed_keys:
-            continue
-        if result.encoder_only and _is_decoder_key(key):
-            result.expected_missing_keys.append(key)
-        else:
-            result.missing_keys.append(key)
-    for key in incompatible.unexpected_keys:
-        if not model_has_decoder and _is_decoder_key(key):
-            result.ignored_keys.append(key)
-        else:
-            result.unexpected_keys.append(key)
-    result.loaded_keys = [k for k in state_dict if k in own_state]
-    _log_result(result, source, checkpoint, model)
-    if strict and not result.ok:
-        raise RuntimeError(f'MAE checkpoint {source} does not match the model: missing {result.missing_keys}, '
-                           f'unexpected {result.unexpected_keys}')
-    return result
-
-
-def _log_result(result: CheckpointLoadResult, source: str, checkpoint: Mapping[str, Any],
-                model: nn.Module) -> None:
-    """Say what was loaded; real problems are warnings, expected gaps are info."""
-    kind = 'encoder-only' if result.encoder_only else 'full (encoder + decoder)'
-    args = checkpoint.get('args') if isinstance(checkpoint, Mapping) else None
-    described = f' (trained as {getattr(args, "model", "?")})' if args is not None else ''
-    print_log(f'MAE checkpoint {source}{described}: {kind}, {len(result.loaded_keys)} tensors loaded.',
-              logger='current')
-    if result.expected_missing_keys:
-        print_log(f'Encoder-only checkpoint: {len(result.expected_missing_keys)} decoder keys are not in the '
-                  f'file, as expected; the decoder keeps its fresh initialisation: '
-                  f'{result.expected_missing_keys}', logger='current')
-    if result.ignored_keys:
-        print_log(f'Ignored {len(result.ignored_keys)} decoder keys (the model has no decoder): '
-                  f'{result.ignored_keys}', logger='current')
-    if result.recomputed_keys:
-        print_log(f'Kept the recomputed sin-cos table for the model grid instead of the checkpoint\'s: '
-                  f'{result.recomputed_keys}', logger='current')
-    if result.missing_keys:
-        print_log(f'Missing keys (not in the checkpoint, left as initialised): {result.missing_keys}',
-                  logger='current', level=logging.WARNING)
-    if result.unexpected_keys:
-        print_log(f'Unexpected keys (in the checkpoint, not in the model, ignored): {result.unexpected_keys}',
-                  logger='current', level=logging.WARNING)
-    trained_norm_pix = getattr(args, 'norm_pix_loss', None)
-    model_norm_pix = getattr(model, 'norm_pix_loss', None)
-    if trained_norm_pix is not None and model_norm_pix is not None and trained_norm_pix != model_norm_pix:
-        print_log(f'The checkpoint was trained with norm_pix_loss={trained_norm_pix} but the model has '
-                  f'norm_pix_loss={model_norm_pix}: reconstructions will be on another scale.',
-                  logger='current', level=logging.WARNING)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from mmengine.model import BaseModel
 
+from ..checkpoint import apply_init_cfg
 from ..registry import MODELS
 from .mae import MAE_FACTORIES
 
@@ -20,7 +21,9 @@ class MAEPretrainer(BaseModel):
         arch: one of 'tiny', 'small', 'base', 'large', 'huge' (the `mae_vit_*` factories).
         mask_ratio: fraction of patches removed per image.
         data_preprocessor: mmengine data preprocessor config (mean/std in 0-255 units).
-        init_cfg: mmengine init config, e.g. dict(type='Pretrained', checkpoint=...).
+        init_cfg: mmengine init config; dict(type='Pretrained', checkpoint=...) loads the MAE model (encoder
+            and decoder) with `mae_transfer.checkpoint.load_weights`: official files, our own checkpoints,
+            any supported format.
         **mae_kwargs: passed to the factory: img_size, norm_pix_loss, decoder_*, drop_path_rate.
     """
 
@@ -35,6 +38,13 @@ class MAEPretrainer(BaseModel):
         self.arch = arch
         self.mask_ratio = mask_ratio
         self.mae = MAE_FACTORIES[arch](**mae_kwargs)
+
+    def init_weights(self) -> None:
+        """Pretrained init_cfg entries load into `self.mae` (`apply_init_cfg`); other configs as mmengine."""
+        if not apply_init_cfg(self, self.mae):
+            super().init_weights()
+            return
+        self._is_init = True
 
     @property
     def pixel_mean(self) -> Tuple[float, ...]:

@@ -3,7 +3,7 @@
 It is the `ViTEncoder` of the MAE core itself (a subclass, not a container), so its parameter names are the
 official ones (`patch_embed.proj`, `cls_token`, `pos_embed`, `blocks.N.*`, `norm`) and an official MAE or
 our own pretraining checkpoint loads without renaming (`init_cfg=dict(type='Pretrained', checkpoint=...)`,
-see `pretrained.py`).
+through `mae_transfer.checkpoint.load_weights`, which reads every supported format).
 
 Two token layouts, picked by the options:
 
@@ -18,14 +18,13 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import initialize
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ...checkpoint import apply_init_cfg
 from ...registry import MODELS
 from ..arch import get_arch
 from ..layers.pos_embed import grid_tuple
-from ..pretrained import load_pretrained_backbone
 from ..layers.vit import Attention, ViTEncoder
 from ..layers.window_attention import WindowRelPosAttention
 
@@ -73,8 +72,9 @@ class MAEViT(ViTEncoder, BaseModule):
         with_cp: activation checkpointing per block (recompute in backward, less memory).
         frozen_stages: -1 freezes nothing; k >= 0 freezes the patch embedding, cls token and pos_embed, plus
             the first k blocks (and `norm` when k covers every block); frozen parts stay in eval mode.
-        init_cfg: mmengine init config; dict(type='Pretrained', checkpoint=PATH[, prefix=...]) loads an
-            official MAE file, one of our pretraining checkpoints or a saved backbone (`pretrained.py`).
+        init_cfg: mmengine init config; dict(type='Pretrained', checkpoint=PATH[, prefix=...][,
+            checkpoint_grid=(h, w)]) loads an official MAE file, one of our pretraining checkpoints, a saved
+            backbone or any other supported format (`mae_transfer.checkpoint.load_weights`).
     """
 
     def __init__(self, arch: str = 'base', img_size: Union[int, Tuple[int, int]] = 224,
@@ -162,20 +162,12 @@ class MAEViT(ViTEncoder, BaseModule):
     # ------------------------------------------------------------------------------------------------ weights
 
     def init_weights(self) -> None:
-        """Load `init_cfg` Pretrained weights with `load_pretrained_backbone`; other init configs as mmengine.
-
-        Without an init_cfg the weights keep the MAE initialisation done in the constructor.
+        """Load `init_cfg` Pretrained weights with `load_weights` (`apply_init_cfg`); other init configs as
+        mmengine. Without an init_cfg the weights keep the MAE initialisation done in the constructor.
         """
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
-        pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
-        if not pretrained:
+        if not apply_init_cfg(self, self):
             super().init_weights()
             return
-        others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
-        if others:
-            initialize(self, others)
-        for cfg in pretrained:  # mmengine order: other initialisers first, pretrained weights last
-            load_pretrained_backbone(self, cfg['checkpoint'], prefix=cfg.get('prefix'))
         self._is_init = True
 
     # ------------------------------------------------------------------------------------------------ forward

@@ -16,7 +16,7 @@ The encoder is a `MAEViT` (or a registered subclass) under `backbone`, built fro
 MODELS registry whatever the default scope (`mae_transfer.registry.build_module`), so `init_cfg=dict(type='Pretrained', checkpoint=...)` loads any supported checkpoint and every parameter
 name is `backbone.<official name>`: the layer-wise lr decay constructor gives `backbone.blocks.N` layer N + 1
 and `fc_norm` / `head` the top layer. The state dict converts to a timm `VisionTransformer` with
-`mae_transfer.checkpoint_timm.classifier_to_timm`.
+`mae_transfer.checkpoint.classifier_to_timm`.
 """
 from typing import Any, Dict, List, Optional, Sequence, Union
 

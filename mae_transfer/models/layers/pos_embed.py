@@ -14,12 +14,24 @@ grid_h)` the first half in fact encodes the column index; we keep that layout.) 
 the patch order of `PatchEmbed`: row-major over (grid_h, grid_w). With `cls_token=True` a row of zeros is
 prepended for the cls token.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from timm.layers import resample_abs_pos_embed
+from torch import nn
 
 GridSize = Union[int, Sequence[int]]
+
+# Where a ViT records the patch grid of its pos_embed in its state-dict metadata (`state_dict._metadata[name]`,
+# kept by torch.save and mmengine's checkpoints), so that a checkpoint tells its grid even for a learned table:
+# 81 = 1 + 8 * 10 positions would otherwise look like a square 9 x 9 grid.
+GRID_METADATA_KEY = 'pos_embed_grid'
+
+
+def record_pos_embed_grid(module: nn.Module, state_dict: Dict[str, Any], prefix: str,
+                          local_metadata: Dict[str, Any]) -> None:
+    """State-dict post hook (`register_state_dict_post_hook`) writing `module.grid_size` into the metadata."""
+    local_metadata[GRID_METADATA_KEY] = list(grid_tuple(module.grid_size))
 
 
 def grid_tuple(grid_size: GridSize) -> Tuple[int, int]:

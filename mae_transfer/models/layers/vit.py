@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, PatchEmbed
 from torch import nn
 
-from .pos_embed import get_2d_sincos_pos_embed, resize_pos_embed
+from .pos_embed import get_2d_sincos_pos_embed, record_pos_embed_grid, resize_pos_embed
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -212,6 +212,7 @@ class ViTEncoder(nn.Module):
             for i in range(depth)
         ])
         self.norm = norm_layer(embed_dim)
+        self.register_state_dict_post_hook(record_pos_embed_grid)  # checkpoints tell their grid (pos_embed.py)
 
     @property
     def grid_size(self) -> Tuple[int, int]:

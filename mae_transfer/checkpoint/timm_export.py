@@ -12,11 +12,15 @@ The encoder keys are already timm's (`backbone.` is stripped). The head depends 
   `BatchNorm1d(affine=False)` + linear layer is folded into one linear layer with the BatchNorm's running
   statistics, W' = W / sqrt(var + eps), b' = b - W' mean (timm: `global_pool='token'`).
 """
+import json
+from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
 import torch
 
-from .checkpoint import CheckpointMeta, convert_state_dict, unwrap_checkpoint
+from .canonical import CheckpointMeta, canonicalize
+from .files import PathLike, atomic_write, save_weights
+from .formats import unwrap_checkpoint
 
 BN_EPS = 1e-6  # the linear probe's BatchNorm1d eps
 
@@ -37,10 +41,9 @@ def classifier_to_timm(checkpoint: Mapping[str, Any], bn_eps: float = BN_EPS
     Raises:
         ValueError: the checkpoint holds no classifier head (`head.weight` or `head.1.weight`).
     """
-    state_dict, _ = unwrap_checkpoint(checkpoint)
-    state_dict = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    if any(key.startswith('module.') for key in state_dict):
-        state_dict = _strip(state_dict, 'module.')
+    raw, _ = unwrap_checkpoint(checkpoint)
+    wrapper = 'module.' if any(key.startswith('module.') for key in raw) else ''
+    state_dict = {k: v for k, v in _strip(raw, wrapper).items() if isinstance(v, torch.Tensor)}
     if 'head.weight' in state_dict:
         head_weight, head_bias = state_dict['head.weight'], state_dict['head.bias']
     elif 'head.1.weight' in state_dict:
@@ -53,8 +56,10 @@ def classifier_to_timm(checkpoint: Mapping[str, Any], bn_eps: float = BN_EPS
         raise ValueError('not a ViTClassifier checkpoint: no head.weight (fine-tuned) or head.1.weight (linear '
                          'probe); for encoder-only files use tools/convert_checkpoint.py without --to-timm')
     avg_pool = 'fc_norm.weight' in state_dict
-    # the canonical encoder (names, pos_embed with its cls row) through the general converter
-    encoder, meta = convert_state_dict({k: v for k, v in state_dict.items() if k.startswith('backbone.')})
+    # the canonical encoder (names, pos_embed with its cls row, the grid the backbone recorded) through the
+    # general converter
+    canonical = canonicalize(checkpoint, prefix=wrapper + 'backbone.')
+    encoder, meta = canonical.encoder, canonical.meta
     timm_state = {k: v for k, v in encoder.items() if not (avg_pool and k.startswith('norm.'))}
     if meta.extra_keys:
         raise ValueError(f'the encoder holds weights a timm VisionTransformer has no place for (rel-pos tables?): '
@@ -86,4 +91,18 @@ def timm_kwargs(meta: CheckpointMeta, num_classes: int, avg_pool: bool) -> Dict[
     return kwargs
 
 
-__all__ = ['classifier_to_timm', 'timm_kwargs']
+def save_timm_classifier(state_dict: Mapping[str, torch.Tensor], kwargs: Mapping[str, Any], path: PathLike) -> Path:
+    """Write a timm state dict (bare in `.pth` / `.pt`, plain `.safetensors`) and its constructor arguments
+    beside it as `<path>.json`, both atomically.
+
+    Args:
+        state_dict: from `classifier_to_timm`.
+        kwargs: the timm `VisionTransformer` arguments from `classifier_to_timm`.
+        path: destination ending in `.pth`, `.pt` or `.safetensors`.
+    """
+    path = save_weights(state_dict, path, safetensors_metadata={'format': 'pt'})
+    atomic_write(json.dumps(dict(kwargs), indent=2) + '\n', f'{path}.json')
+    return path
+
+
+__all__ = ['classifier_to_timm', 'save_timm_classifier', 'timm_kwargs']

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
-from .checkpoint import CheckpointMeta, load_pretrained_encoder, save_encoder_checkpoint
-from .utils.download import download_file
+from ..models.arch import get_arch
+from .canonical import CheckpointMeta
+from .download import download_file
+from .files import load_pretrained_encoder, save_encoder_checkpoint
 
 MAE_PRETRAIN_URL = 'https://dl.fbaipublicfiles.com/mae/pretrain/{name}.pth'
 MAE_VISUALIZE_URL = 'https://dl.fbaipublicfiles.com/mae/visualize/{name}.pth'
@@ -28,8 +30,8 @@ class ZooEntry:
     Attributes:
         name: the name it is published under (also our file name, without suffix).
         url: where it is published.
-        arch: encoder size, as in `CheckpointMeta.arch`.
-        patch_size: patch side of the encoder.
+        arch: encoder size, a name of `mae_transfer.models.arch.ARCHS` (as in `CheckpointMeta.arch`).
+        patch_size: patch side of the encoder (the arch table's).
         purpose: what the file is for.
         sha256: hex digest, None while no trusted digest is known.
     """
@@ -51,14 +53,16 @@ def _entries() -> Dict[str, ZooEntry]:
     visualize = ('encoder + decoder trained without norm_pix_loss (pixel targets), for reconstruction '
                  'pictures; the encoder also transfers')
     entries = {}
-    for arch, patch in (('base', 16), ('large', 16), ('huge', 14)):
+    for arch in ('base', 'large', 'huge'):
+        patch = get_arch(arch).patch_size
         for kind, url, purpose in (('pretrain', MAE_PRETRAIN_URL, pretrain),
                                    ('visualize', MAE_VISUALIZE_URL, visualize)):
             name = f'mae_{kind}_vit_{arch}'
             entries[name] = ZooEntry(name=name, url=url.format(name=name), arch=arch, patch_size=patch,
                                      purpose=purpose)
     name = 'mae_visualize_vit_large_ganloss'
-    entries[name] = ZooEntry(name=name, url=MAE_VISUALIZE_URL.format(name=name), arch='large', patch_size=16,
+    entries[name] = ZooEntry(name=name, url=MAE_VISUALIZE_URL.format(name=name), arch='large',
+                             patch_size=get_arch('large').patch_size,
                              purpose='like mae_visualize_vit_large, trained with an extra GAN loss (more '
                                      'realistic reconstruction pictures)')
     return entries

@@ -5,7 +5,7 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from mae_transfer.checkpoint_timm import classifier_to_timm
+from mae_transfer.checkpoint import classifier_to_timm
 from mae_transfer.models.classifiers import ViTClassifier
 
 NUM_CLASSES = 6
@@ -51,7 +51,7 @@ def test_refuses_an_encoder_only_checkpoint():
 def test_convert_tool_writes_timm_files(tmp_path):
     import sys
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools'))
     try:
         import convert_checkpoint
     finally:

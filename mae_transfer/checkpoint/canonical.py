@@ -1,52 +1,39 @@
-"""Read a ViT checkpoint in any common format and turn it into our canonical encoder state dict.
+"""Turn a loaded checkpoint of any format into canonical encoder weights plus a `CheckpointMeta`.
 
-    state_dict, meta = load_pretrained_encoder('checkpoints/mae_pretrain_vit_base.pth')
-    encoder.load_state_dict(state_dict)
+    encoder, meta = convert_state_dict(torch.load(path, weights_only=True))
 
-Formats (see `checkpoint_formats.py` for the key schemes):
+The result holds only encoder weights with canonical names (see `formats.py`), `pos_embed` always with its
+cls row ([1, 1 + grid_h * grid_w, D]), and a `CheckpointMeta` saying what the file was: its size (read off
+the weights; the arch name from `mae_transfer.models.arch`), and its patch grid. The grid is found, in this
+order, from:
 
-    official_mae  {'model': ...}: pretrain (encoder only), _full / _visualize (with decoder), fine-tuned
-                  (fc_norm + head, no final norm)
-    mae_transfer  mmengine {'state_dict': ..., 'meta': ...}: our pretraining (`mae.` prefix), downstream
-                  models (`backbone.` prefix), and the files this module writes
-    timm          bare timm ViT state dicts (.pth, .bin, .safetensors), with or without fc_norm / head
-    mmpretrain    MAEViT / VisionTransformer (`backbone.layers.N.ln1`, `ffn.layers.0.0`, `neck.*` decoder)
-    huggingface   ViTMAEModel / ViTModel / ViTMAEForPreTraining (`vit.` optional, query/key/value)
+    metadata  written beside the weights: an explicit hint, the meta of a file `save_encoder_checkpoint`
+              wrote, the state-dict metadata every mae_transfer ViT records (`pos_embed_grid`, so our
+              pretraining and downstream checkpoints always tell), a HuggingFace config.json
+    sincos    the embedding is MAE's fixed sin-cos table of exactly that grid
+    square    a learned embedding with a square number of positions (assumed square)
+    guess     a learned non-square embedding: the factorisation along which it is smoothest (a warning)
 
-The result holds only encoder weights with canonical names, `pos_embed` always with its cls row
-([1, 1 + grid_h * grid_w, D]), plus a `CheckpointMeta` saying what the file was. `.pth` / `.bin` files are
-read with `safe_torch_load` (weights_only, allowlist); `.safetensors` with safetensors, and preferred when a
-file of the same stem exists beside the `.pth`.
+`canonicalize` also keeps a canonical MAE decoder apart (for loading the MAE model) and lists what this read
+dropped; `adapt.load_weights` builds on it.
 """
 import json
 import logging
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
 
-from .checkpoint_formats import (BLOCK_KEY, CANONICAL_BLOCK_KEYS, CANONICAL_TOP_KEYS, RENAMERS,
-                                 UnknownCheckpointFormatError, detect_scheme, dropped_kind, encoder_prefixes)
-from .engine.safe_load import safe_torch_load
-from .models.layers.pos_embed import get_2d_sincos_pos_embed
+from ..models.arch import find_arch, get_arch
+from ..models.layers.pos_embed import GRID_METADATA_KEY, get_2d_sincos_pos_embed
+from .formats import (BLOCK_KEY, CANONICAL_BLOCK_KEYS, CANONICAL_TOP_KEYS, CHECKPOINT_FORMATS, FORMAT_SCHEMES,
+                      RENAMERS, UnknownCheckpointFormatError, detect_scheme, dropped_kind, encoder_prefixes,
+                      format_label, unwrap_checkpoint)
 
-PathLike = Union[str, os.PathLike]
-CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')
-FORMAT_SCHEMES = {'official_mae': 'canonical', 'mae_transfer': 'canonical', 'timm': 'canonical',
-                  'mmpretrain': 'mmpretrain', 'huggingface': 'huggingface'}
-TORCH_SUFFIXES = ('.pth', '.pt', '.bin', '.ckpt')
-SAFETENSORS_SUFFIX = '.safetensors'
-HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')  # what transformers' save_pretrained writes
-# Marks the files this module writes, so that reading one back keeps its metadata (the grid above all).
+# Marks the files `save_encoder_checkpoint` writes, so that reading one back keeps its metadata (the grid above all).
 META_MARKER = 'mae_transfer_encoder'
-
-# (arch, embed_dim, depth, num_heads) of the named ViTs; our `tiny` (192 x 4) and DeiT-Ti (192 x 12) share a name.
-KNOWN_ARCHS = (('tiny', 192, 4, 3), ('tiny', 192, 12, 3), ('small', 384, 12, 6), ('base', 768, 12, 12),
-               ('large', 1024, 24, 16), ('huge', 1280, 32, 16))
 
 
 @dataclass
@@ -59,10 +46,9 @@ class CheckpointMeta:
         depth: number of blocks.
         patch_size: side of the (square) patches; (h, w) for non-square ones.
         grid_size: (grid_h, grid_w) of the pretraining position embedding.
-        grid_source: how the grid was found: 'metadata' (written beside the weights), 'sincos' (the
-            embedding is MAE's fixed sin-cos table of exactly that grid), 'square' (assumed), 'guess'
-            (learned non-square embedding: the factorisation along which it is smoothest).
-        arch: 'tiny', 'small', 'base', 'large' or 'huge' when embed_dim and depth match one, else None.
+        grid_source: how the grid was found: 'metadata', 'sincos', 'square' or 'guess' (module docstring).
+        arch: the name in `mae_transfer.models.arch.ARCHS` whose width and depth match ('tiny' is our
+            192-d x 4 size, 'vit-ti' timm's 192-d x 12 one), else None.
         num_heads: attention heads, when the arch or the file's metadata tells (weights do not).
         in_chans: image channels.
         mlp_ratio: MLP hidden width / embed_dim.
@@ -161,36 +147,39 @@ def _pair(value: Union[int, Tuple[int, int], List[int]]) -> Tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+@dataclass
+class Canonical:
+    """One checkpoint in canonical form.
+
+    Attributes:
+        encoder: canonical encoder weights (cls row always in `pos_embed`).
+        meta: what the file was (`meta.dropped_keys` includes the history of a file we wrote).
+        decoder: a canonical MAE decoder found beside the encoder (official full files, our pretraining), by
+            canonical name; empty otherwise.
+        dropped: original names of the keys this read left out of the encoder (the decoder's included).
+    """
+    encoder: Dict[str, torch.Tensor]
+    meta: CheckpointMeta
+    decoder: Dict[str, torch.Tensor] = field(default_factory=dict)
+    dropped: List[str] = field(default_factory=list)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Conversion
 # ----------------------------------------------------------------------------------------------------------
 
-def unwrap_checkpoint(checkpoint: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
-    """(state dict, container key): official files keep weights under 'model', mmengine and timm training
-    checkpoints under 'state_dict', some older ones under 'module'; a bare state dict has container ''.
-
-    Args:
-        checkpoint: what `torch.load` returned.
-    """
-    for container in ('model', 'state_dict', 'module'):
-        inner = checkpoint.get(container)
-        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
-            return inner, container
-    return checkpoint, ''
-
-
-def convert_state_dict(checkpoint: Mapping[str, Any], format: str = 'auto',
-                       hints: Optional[Mapping[str, Any]] = None) -> Tuple[Dict[str, torch.Tensor], CheckpointMeta]:
-    """Canonical encoder state dict and metadata from a loaded checkpoint of any supported format.
+def canonicalize(checkpoint: Mapping[str, Any], format: str = 'auto', hints: Optional[Mapping[str, Any]] = None,
+                 prefix: Optional[str] = None) -> Canonical:
+    """The canonical encoder, decoder and metadata of a loaded checkpoint of any supported format.
 
     Args:
         checkpoint: a loaded checkpoint (`{'model': ...}`, `{'state_dict': ..., 'meta': ...}`) or a bare
             state dict.
         format: 'auto' or one of `CHECKPOINT_FORMATS` to skip detection.
-        hints: facts the weights cannot tell, from metadata beside them: `grid_size`, `num_heads`.
-
-    Returns:
-        (state_dict, meta): canonical encoder weights (cls row always in `pos_embed`) and a `CheckpointMeta`.
+        hints: facts the weights cannot tell, from metadata beside them: `grid_size`, `num_heads`; they win
+            over the file's own metadata.
+        prefix: read only the keys under this prefix (mmengine's `Pretrained` option, e.g. 'backbone.'); the
+            others count as dropped.
 
     Raises:
         UnknownCheckpointFormatError: no known key scheme, or encoder weights that cannot be placed.
@@ -202,15 +191,21 @@ def convert_state_dict(checkpoint: Mapping[str, Any], format: str = 'auto',
     hints = dict(hints or {})
     state_dict, container = unwrap_checkpoint(checkpoint)
     file_meta = checkpoint.get('meta') if container else None
+    ours = isinstance(file_meta, Mapping) and bool(file_meta.get(META_MARKER)) or bool(hints.get(META_MARKER))
     if isinstance(file_meta, Mapping) and file_meta.get(META_MARKER):
         hints = {**file_meta, **hints}  # a file we wrote: trust its grid and heads
     tensors = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    outside: List[str] = []
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        outside = [k for k in tensors if not k.startswith(prefix)]
+        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     if format == 'auto':
         found = detect_scheme(tensors)
         if found is None:
             raise UnknownCheckpointFormatError(_unknown_message(checkpoint, tensors))
-        scheme, prefix = found
+        scheme, encoder_prefix = found
     else:
         scheme = FORMAT_SCHEMES[format]
         prefixes = encoder_prefixes(tensors, scheme)
@@ -218,37 +213,61 @@ def convert_state_dict(checkpoint: Mapping[str, Any], format: str = 'auto',
             raise UnknownCheckpointFormatError(
                 f'not a {format} checkpoint: no key ends in {scheme!r} patch-embedding name. '
                 + _unknown_message(checkpoint, tensors))
-        prefix = prefixes[0]
-    keys = RENAMERS[scheme](tensors, prefix)
-    source_format = format if format != 'auto' else _format_label(scheme, container, prefix, checkpoint, hints)
+        encoder_prefix = prefixes[0]
+    if 'grid_size' not in hints:
+        recorded = _recorded_grid(state_dict, (prefix or '') + encoder_prefix)
+        if recorded is not None:
+            hints['grid_size'] = recorded
+    keys = RENAMERS[scheme](tensors, encoder_prefix)
+    source_format = format if format != 'auto' else format_label(scheme, container, encoder_prefix, checkpoint,
+                                                                 ours)
     encoder = _ordered(keys.state_dict)
-    meta = _describe(encoder, source_format, prefix, hints)
-    meta.dropped_keys = keys.dropped
+    meta = _describe(encoder, source_format, encoder_prefix, hints)
+    dropped = outside + [(prefix or '') + key for key in keys.dropped]
+    meta.dropped_keys = list(dropped)
     meta.extra_keys = keys.extra
-    if hints.get(META_MARKER):  # a file we wrote: keep its history
+    if ours:  # a file we wrote: keep its history
         meta.converted_from = hints.get('converted_from') or hints.get('source_format')
-        meta.dropped_keys = list(hints.get('dropped_keys') or []) + keys.dropped
+        meta.dropped_keys = list(hints.get('dropped_keys') or []) + dropped
     if keys.extra:
         # block extras (ViTDet rel-pos tables) are normal in downstream files; anything else is unusual
         unusual = any(not BLOCK_KEY.match(key) for key in keys.extra)
         print_log(f'{meta.source_format} checkpoint: keeping {len(keys.extra)} encoder keys beyond the plain ViT '
                   f'(the model that loads them must know them): {keys.extra[:8]}', logger='current',
                   level=logging.WARNING if unusual else logging.INFO)
-    return encoder, meta
+    return Canonical(encoder=encoder, meta=meta, decoder=keys.decoder, dropped=dropped)
 
 
-def _format_label(scheme: str, container: str, prefix: str, checkpoint: Mapping[str, Any],
-                  hints: Mapping[str, Any]) -> str:
-    """Name the source of a file from its scheme and wrapping (the conversion does not depend on it)."""
-    if scheme != 'canonical':
-        return scheme
-    if hints.get(META_MARKER):
-        return 'mae_transfer'
-    if container == 'model':
-        return 'official_mae'
-    if container == 'state_dict' and (prefix or isinstance(checkpoint.get('meta'), Mapping)):
-        return 'mae_transfer'  # mmengine checkpoint of one of our models
-    return 'timm'
+def convert_state_dict(checkpoint: Mapping[str, Any], format: str = 'auto',
+                       hints: Optional[Mapping[str, Any]] = None) -> Tuple[Dict[str, torch.Tensor], CheckpointMeta]:
+    """Canonical encoder state dict and metadata from a loaded checkpoint of any supported format.
+
+    Args:
+        checkpoint: a loaded checkpoint or a bare state dict.
+        format: 'auto' or one of `CHECKPOINT_FORMATS` to skip detection.
+        hints: facts the weights cannot tell, from metadata beside them: `grid_size`, `num_heads`.
+
+    Returns:
+        (state_dict, meta): canonical encoder weights (cls row always in `pos_embed`) and a `CheckpointMeta`.
+
+    Raises:
+        UnknownCheckpointFormatError: no known key scheme, or encoder weights that cannot be placed.
+    """
+    result = canonicalize(checkpoint, format=format, hints=hints)
+    return result.encoder, result.meta
+
+
+def _recorded_grid(state_dict: Mapping[str, Any], prefix: str) -> Optional[Tuple[int, int]]:
+    """The pos_embed grid a mae_transfer ViT recorded in its state-dict metadata (`_metadata`, which
+    `torch.save` and mmengine keep) for the module at `prefix`, or None."""
+    metadata = getattr(state_dict, '_metadata', None)
+    if not isinstance(metadata, Mapping):
+        return None
+    entry = metadata.get(prefix[:-1] if prefix.endswith('.') else prefix)
+    grid = entry.get(GRID_METADATA_KEY) if isinstance(entry, Mapping) else None
+    if isinstance(grid, (list, tuple)) and len(grid) == 2 and all(isinstance(v, int) for v in grid):
+        return int(grid[0]), int(grid[1])
+    return None
 
 
 def _unknown_message(checkpoint: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> str:
@@ -306,22 +325,15 @@ def _describe(encoder: Dict[str, torch.Tensor], source_format: str, prefix: str,
     if grid_source == 'metadata' and hints.get('grid_source'):
         grid_source = hints['grid_source']  # a file we wrote: keep how the grid was first found
     encoder['pos_embed'] = pos_embed
-    arch, default_heads = _known_arch(embed_dim, depth)
+    arch = find_arch(int(embed_dim), depth)
     return CheckpointMeta(
         source_format=source_format, embed_dim=int(embed_dim), depth=depth,
         patch_size=int(patch_h) if patch_h == patch_w else (int(patch_h), int(patch_w)),
         grid_size=grid, grid_source=grid_source, arch=arch,
-        num_heads=hints.get('num_heads') or default_heads, in_chans=int(in_chans),
+        num_heads=hints.get('num_heads') or (get_arch(arch).num_heads if arch else None), in_chans=int(in_chans),
         mlp_ratio=fc1.shape[0] / embed_dim if fc1 is not None else 4.0,
         qkv_bias='blocks.0.attn.qkv.bias' in encoder, has_final_norm='norm.weight' in encoder,
         source_prefix=prefix)
-
-
-def _known_arch(embed_dim: int, depth: int) -> Tuple[Optional[str], Optional[int]]:
-    for arch, width, blocks, heads in KNOWN_ARCHS:
-        if (width, blocks) == (embed_dim, depth):
-            return arch, heads
-    return None, None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -338,9 +350,10 @@ def normalize_pos_embed(pos_embed: torch.Tensor, embed_dim: int, grid_hint: Opti
     Args:
         pos_embed: [1, N, D] or [N, D].
         embed_dim: D.
-        grid_hint: (h, w) from metadata, used when it fits.
+        grid_hint: (h, w) from metadata, used when it fits (h * w rows after the cls row, or h * w rows and
+            no cls row where that is allowed).
         may_lack_cls_row: a perfect-square number of rows may mean a grid without cls row (timm files only:
-            every other format always stores the cls row, and 1 + h * w may be a square, e.g. 1 + 3 * 5).
+            every other format always stores the cls row, and 1 + h * w may be a square, e.g. 1 + 8 * 10).
 
     Returns:
         (pos_embed [1, 1 + h * w, D], (h, w), grid_source) with grid_source as in `CheckpointMeta`.
@@ -351,7 +364,7 @@ def normalize_pos_embed(pos_embed: torch.Tensor, embed_dim: int, grid_hint: Opti
         raise UnknownCheckpointFormatError(f'pos_embed {tuple(pos_embed.shape)} has no patch positions')
     if grid_hint is not None:
         hint = _pair(grid_hint)
-        if hint[0] * hint[1] in (num_tokens - 1, num_tokens):
+        if hint[0] * hint[1] == num_tokens - 1 or (may_lack_cls_row and hint[0] * hint[1] == num_tokens):
             return _with_cls_row(pos_embed, hint), hint, 'metadata'
     spatial = pos_embed[0, 1:]  # [L, D] assuming a cls row, as every format but some timm models has
     sincos = _sincos_grid(spatial, embed_dim)
@@ -419,156 +432,4 @@ def _smoothest_grid(spatial: torch.Tensor) -> Tuple[int, int]:
     return min(pairs, key=roughness)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------------------------
-
-def resolve_checkpoint_path(path: PathLike, prefer_safetensors: bool = True) -> Path:
-    """The file to read for `path`.
-
-    A `.safetensors` file of the same stem beside a `.pth` / `.bin` wins (no pickle involved, and it is
-    what `tools/download_checkpoint.py` writes next to the download); a path without suffix is tried with
-    each known suffix; a HuggingFace model directory gives its `model.safetensors` or `pytorch_model.bin`.
-
-    Args:
-        path: a file, a stem, or a HuggingFace model directory.
-        prefer_safetensors: look for a sibling `.safetensors` first.
-    """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        for name in HF_WEIGHT_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f'{path} is a directory without model.safetensors or pytorch_model.bin')
-    known_suffix = path.suffix in TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)
-    stem = path.with_suffix('') if known_suffix else path
-    if prefer_safetensors and path.suffix != SAFETENSORS_SUFFIX:
-        sibling = stem.parent / (stem.name + SAFETENSORS_SUFFIX)
-        if sibling.is_file():
-            if path.is_file():
-                print_log(f'Reading {sibling.name} instead of {path.name} (safetensors preferred).', logger='current')
-            return sibling
-    if path.is_file():
-        return path
-    if not known_suffix:
-        for suffix in (SAFETENSORS_SUFFIX,) + TORCH_SUFFIXES:
-            candidate = stem.parent / (stem.name + suffix)
-            if candidate.is_file():
-                return candidate
-    raise FileNotFoundError(f'checkpoint {path} does not exist')
-
-
-def read_checkpoint_file(path: PathLike) -> Tuple[Mapping[str, Any], Dict[str, Any]]:
-    """(loaded checkpoint, hints) of one file; never unpickles anything but allowlisted types.
-
-    Args:
-        path: a `.safetensors` file, or a `.pth` / `.pt` / `.bin` / `.ckpt` file for `safe_torch_load`.
-
-    Returns:
-        the checkpoint, and hints from metadata stored beside the weights (our own meta, or the
-        `config.json` of a HuggingFace model directory).
-    """
-    path = Path(path)
-    # only beside HF's own file names: a config.json next to other files may describe another model
-    hf_file = path.name in HF_WEIGHT_FILES
-    hints: Dict[str, Any] = _huggingface_config_hints(path.parent / 'config.json') if hf_file else {}
-    if path.suffix == SAFETENSORS_SUFFIX:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-        with safe_open(str(path), framework='pt') as handle:
-            metadata = handle.metadata() or {}
-        meta = CheckpointMeta.from_safetensors_metadata(metadata)
-        if meta is not None:
-            hints.update(asdict(meta), **{META_MARKER: True})
-        return load_file(str(path), device='cpu'), hints
-    return safe_torch_load(str(path), map_location='cpu'), hints
-
-
-def _huggingface_config_hints(config_path: Path) -> Dict[str, Any]:
-    """num_heads and grid from a transformers `config.json` (ViT / ViTMAE), when there is one."""
-    if not config_path.is_file():
-        return {}
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        return {}
-    hints: Dict[str, Any] = {}
-    if isinstance(config.get('num_attention_heads'), int):
-        hints['num_heads'] = config['num_attention_heads']
-    image, patch = config.get('image_size'), config.get('patch_size')
-    if image and patch:
-        image_h, image_w = _pair(image)
-        patch_h, patch_w = _pair(patch)
-        hints['grid_size'] = (image_h // patch_h, image_w // patch_w)
-    return hints
-
-
-def load_pretrained_encoder(path: PathLike, format: str = 'auto',
-                            prefer_safetensors: bool = True) -> Tuple[Dict[str, torch.Tensor], CheckpointMeta]:
-    """Canonical encoder weights and metadata from a checkpoint file in any supported format.
-
-    Args:
-        path: the file (see `resolve_checkpoint_path` for stems, siblings and HF directories).
-        format: 'auto' or one of `CHECKPOINT_FORMATS`.
-        prefer_safetensors: read `X.safetensors` instead of `X.pth` when both exist.
-
-    Returns:
-        (state_dict, meta) as from `convert_state_dict`.
-    """
-    resolved = resolve_checkpoint_path(path, prefer_safetensors=prefer_safetensors)
-    checkpoint, hints = read_checkpoint_file(resolved)
-    try:
-        state_dict, meta = convert_state_dict(checkpoint, format=format, hints=hints)
-    except UnknownCheckpointFormatError as error:
-        raise UnknownCheckpointFormatError(f'{resolved}: {error}') from error
-    print_log(f'{resolved}: {meta.summary()}; {len(state_dict)} encoder tensors, {len(meta.dropped_keys)} '
-              'keys dropped.', logger='current')
-    return state_dict, meta
-
-
-def save_encoder_checkpoint(state_dict: Mapping[str, torch.Tensor], meta: CheckpointMeta, path: PathLike) -> Path:
-    """Write canonical weights + meta atomically: `.pth` as {'state_dict', 'meta'}, `.safetensors` with the
-    meta as string metadata. A temporary file in the same folder is renamed over `path` only when complete,
-    so an interrupted write never leaves a truncated checkpoint.
-
-    Args:
-        state_dict: canonical encoder weights.
-        meta: their `CheckpointMeta`.
-        path: destination ending in `.pth`, `.pt` or `.safetensors`.
-    """
-    path = Path(path)
-    if path.suffix not in ('.pth', '.pt', SAFETENSORS_SUFFIX):
-        raise ValueError(f'cannot write {path}: use a .pth, .pt or .safetensors name')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        if path.suffix == SAFETENSORS_SUFFIX:
-            from safetensors.torch import save_file
-            save_file(_unshared(state_dict), str(tmp), metadata=meta.to_safetensors_metadata())
-        else:
-            torch.save({'state_dict': dict(state_dict), 'meta': meta.to_dict()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _unshared(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """safetensors refuses tensors that share memory or are not contiguous: copy those."""
-    seen = set()
-    result = {}
-    for key, tensor in state_dict.items():
-        tensor = tensor.detach().contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        if tensor.numel() and storage in seen:
-            tensor = tensor.clone()
-            storage = tensor.untyped_storage().data_ptr()
-        seen.add(storage)
-        result[key] = tensor
-    return result
-
-
-__all__ = ['CHECKPOINT_FORMATS', 'CheckpointMeta', 'UnknownCheckpointFormatError', 'convert_state_dict',
-           'load_pretrained_encoder', 'normalize_pos_embed', 'read_checkpoint_file', 'resolve_checkpoint_path',
-           'save_encoder_checkpoint', 'unwrap_checkpoint']
+__all__ = ['Canonical', 'CheckpointMeta', 'META_MARKER', 'canonicalize', 'convert_state_dict', 'normalize_pos_embed']

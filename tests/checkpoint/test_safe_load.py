@@ -10,7 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 from torch.utils.data import Dataset
 
-from mae_transfer.engine import CorruptCheckpointError, UnsafeCheckpointError, safe_torch_load
+from mae_transfer.checkpoint import CorruptCheckpointError, UnsafeCheckpointError, safe_torch_load
 
 
 class TinyRegressor(BaseModel):

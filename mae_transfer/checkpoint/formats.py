@@ -1,9 +1,16 @@
-"""The key schemes of the ViT checkpoints we read, and their renaming to the canonical one.
+"""Checkpoint formats: how each is recognised and how its keys are renamed to the canonical scheme.
+
+Adding a format means editing this file and adding one test, nothing else: a marker in `SCHEME_MARKERS` and a
+renamer in `RENAMERS` when it brings a new key scheme, its name in `CHECKPOINT_FORMATS` / `FORMAT_SCHEMES` and
+`format_label`, and `sidecar_hints` when its files keep facts beside the weights (grid, heads); then a writer
+in the `CASES` table of tests/checkpoint/test_formats.py. The rest of the package (canonical metadata, loading
+into models, export) works on the canonical names only.
 
 Canonical (official MAE / timm) encoder names: `cls_token`, `pos_embed`, `patch_embed.proj.{weight,bias}`,
 `blocks.N.norm1`, `blocks.N.attn.qkv`, `blocks.N.attn.proj`, `blocks.N.norm2`, `blocks.N.mlp.fc1`,
-`blocks.N.mlp.fc2`, `norm`. Three schemes are spoken in the wild; each is recognised by the name of its
-patch-embedding weight:
+`blocks.N.mlp.fc2`, `norm`; the MAE decoder beside them: `mask_token`, `decoder_embed`, `decoder_pos_embed`,
+`decoder_blocks.N.*`, `decoder_norm`, `decoder_pred`. Three schemes are spoken in the wild; each is recognised
+by the name of its patch-embedding weight:
 
     canonical    patch_embed.proj.weight                      official MAE, timm, this project
     mmpretrain   patch_embed.projection.weight                mmpretrain MAEViT / VisionTransformer, mmseg ViT
@@ -11,18 +18,27 @@ patch-embedding weight:
 
 Whatever stands before that name is the encoder's prefix in the file: '' (official, timm, HF ViTMAEModel),
 'mae.' (our MAEPretrainer), 'backbone.' (mmpretrain, mmdet, mmseg), 'vit.' (HF ViTMAEForPreTraining,
-ViTForImageClassification). Keys outside the prefix belong to decoders, necks and heads and are dropped.
+ViTForImageClassification). Keys outside the prefix belong to necks and heads and are dropped; decoders
+and heads under the prefix are dropped from the encoder too (a canonical decoder is kept apart, for the MAE
+model).
 
 Key names were checked against mmpretrain's `vision_transformer.py` (layers ln1 / attn / ln2 / ffn with mmcv's
 FFN `layers.0.0` and `layers.1`; the final norm is `ln1`, `ln2` only normalises the averaged feature map) and
 transformers' `modeling_vit_mae.py` (`encoder.layer.N.attention.attention.query|key|value`,
 `attention.output.dense`, `intermediate.dense`, `output.dense`, `layernorm_before|after`, `layernorm`).
 """
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
+
+# format name -> key scheme it is renamed from (formats of one scheme differ only in how they are wrapped)
+CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')
+FORMAT_SCHEMES = {'official_mae': 'canonical', 'mae_transfer': 'canonical', 'timm': 'canonical',
+                  'mmpretrain': 'mmpretrain', 'huggingface': 'huggingface'}
 
 SCHEME_MARKERS: Dict[str, str] = {
     'canonical': 'patch_embed.proj.weight',
@@ -38,9 +54,14 @@ CANONICAL_TOP_KEYS = ('cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patc
                       'norm.bias')
 BLOCK_KEY = re.compile(r'^blocks\.(\d+)\.(.+)$')
 
-# Names (after the encoder prefix) that are decoders or heads, never encoder weights.
-DECODER_NAMES = ('decoder_', 'mask_token', 'decoder.')
-HEAD_NAMES = ('fc_norm.', 'head.', 'head_dist.', 'pre_logits.', 'attn_pool.', 'classifier.', 'pooler.')
+# The one list of what is not the encoder: a dotted part of a key that starts with one of these names is an MAE
+# decoder (official / ours `decoder_*` + `mask_token`, HF `decoder.`, mmpretrain `neck.decoder_*`) or a head
+# (classifier, pooler, fine-tuning `fc_norm`; detector / segmentor heads end in `_head`).
+DECODER_NAMES = ('decoder', 'mask_token')
+HEAD_NAMES = ('head', 'fc_norm', 'classifier', 'pooler', 'pre_logits', 'attn_pool')
+
+# what transformers' save_pretrained writes into a model directory
+HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
 class UnknownCheckpointFormatError(ValueError):
@@ -53,13 +74,63 @@ class EncoderKeys:
 
     Attributes:
         state_dict: canonical name -> tensor.
-        dropped: original names of the keys left behind (decoder, neck, heads, anything outside the encoder).
+        decoder: a canonical-scheme MAE decoder under the same prefix (official `_full` / `_visualize` files,
+            our pretraining), canonical name -> tensor; its original keys are in `dropped` too.
+        dropped: original names of the keys left out of the encoder (decoder, neck, heads, anything outside).
         extra: canonical-looking encoder keys beyond the plain ViT (e.g. rel-pos tables of a ViTDet
             backbone); kept, so that whoever loads them sees them.
     """
     state_dict: Dict[str, torch.Tensor] = field(default_factory=dict)
+    decoder: Dict[str, torch.Tensor] = field(default_factory=dict)
     dropped: List[str] = field(default_factory=list)
     extra: List[str] = field(default_factory=list)
+
+
+def unwrap_checkpoint(checkpoint: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
+    """(state dict, container key): official files keep weights under 'model', mmengine and timm training
+    checkpoints under 'state_dict', some older ones under 'module'; a bare state dict has container ''.
+
+    The state dict is returned as it is (not copied), so that its `_metadata` stays readable.
+
+    Args:
+        checkpoint: what `torch.load` returned.
+    """
+    for container in ('model', 'state_dict', 'module'):
+        inner = checkpoint.get(container)
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            return inner, container
+    return checkpoint, ''
+
+
+def leading_kind(name: str) -> Optional[str]:
+    """'decoder' or 'head' when the first dotted part of `name` (a key after the encoder prefix) names one.
+
+    Args:
+        name: a key without the encoder prefix.
+    """
+    first = name.split('.', 1)[0]
+    if first.startswith(DECODER_NAMES):
+        return 'decoder'
+    if first.startswith(HEAD_NAMES):
+        return 'head'
+    return None
+
+
+def dropped_kind(key: str) -> str:
+    """'decoder', 'head', 'neck' or 'other' for a dropped key (original name, prefix included).
+
+    Args:
+        key: a key left out of the encoder.
+    """
+    parts = key.split('.')
+    if any(part.startswith(DECODER_NAMES) for part in parts) or key.startswith('target_generator.'):
+        return 'decoder'
+    if any(part.startswith(HEAD_NAMES) or part.endswith('_head') for part in parts) \
+            or key.endswith(('ln2.weight', 'ln2.bias')):
+        return 'head'
+    if key.startswith('neck.'):
+        return 'neck'  # mmdet / mmseg necks; mmpretrain's MAE decoder sits here too (its keys say decoder)
+    return 'other'
 
 
 def encoder_prefixes(keys: Iterable[str], scheme: str) -> List[str]:
@@ -95,25 +166,59 @@ def detect_scheme(keys: Iterable[str]) -> Optional[Tuple[str, str]]:
     return matches[0] if matches else None
 
 
-def dropped_kind(key: str) -> str:
-    """'decoder', 'head', 'neck' or 'other' for a dropped key (original name, prefix included).
+def format_label(scheme: str, container: str, prefix: str, checkpoint: Mapping[str, Any], ours: bool) -> str:
+    """Name the source of a file from its scheme and wrapping (the conversion does not depend on it).
 
     Args:
-        key: a key left out of the encoder.
+        scheme: the detected key scheme.
+        container: where the state dict sat ('model', 'state_dict', 'module' or '').
+        prefix: the encoder prefix.
+        checkpoint: the loaded file.
+        ours: the file was written by `save_encoder_checkpoint`.
     """
-    parts = key.split('.')
-    if any(part.startswith(('decoder', 'mask_token')) for part in parts) or key.startswith('target_generator.'):
-        return 'decoder'
-    if any(part.startswith(('head', 'fc_norm', 'classifier', 'pooler', 'pre_logits', 'attn_pool'))
-           or part.endswith('_head') for part in parts) or key.endswith(('ln2.weight', 'ln2.bias')):
-        return 'head'
-    if key.startswith('neck.'):
-        return 'neck'  # mmdet / mmseg necks; mmpretrain's MAE decoder sits here too (its keys say decoder)
-    return 'other'
+    if scheme != 'canonical':
+        return scheme
+    if ours:
+        return 'mae_transfer'
+    if container == 'model':
+        return 'official_mae'
+    if container == 'state_dict' and (prefix or isinstance(checkpoint.get('meta'), Mapping)):
+        return 'mae_transfer'  # mmengine checkpoint of one of our models
+    return 'timm'
 
+
+def sidecar_hints(weights_path: Path) -> Dict[str, Any]:
+    """Facts the weights cannot tell, from a file beside them: `num_heads` and `grid_size` from the
+    `config.json` of a HuggingFace model directory (ViT / ViTMAE), read only beside HF's own weight file
+    names (a config.json next to other files may describe another model).
+
+    Args:
+        weights_path: the weight file being read.
+    """
+    config_path = weights_path.parent / 'config.json'
+    if weights_path.name not in HF_WEIGHT_FILES or not config_path.is_file():
+        return {}
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    hints: Dict[str, Any] = {}
+    if isinstance(config.get('num_attention_heads'), int):
+        hints['num_heads'] = config['num_attention_heads']
+    image, patch = config.get('image_size'), config.get('patch_size')
+    if image and patch:
+        image_h, image_w = (image, image) if isinstance(image, int) else image
+        patch_h, patch_w = (patch, patch) if isinstance(patch, int) else patch
+        hints['grid_size'] = (int(image_h) // int(patch_h), int(image_w) // int(patch_w))
+    return hints
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Renamers: (whole state dict, encoder prefix) -> EncoderKeys
+# ----------------------------------------------------------------------------------------------------------
 
 def split_canonical(state_dict: Mapping[str, torch.Tensor], prefix: str) -> EncoderKeys:
-    """Take the encoder out of a state dict that already uses canonical names under `prefix`.
+    """Take the encoder (and a canonical MAE decoder) out of a state dict that already uses canonical names.
 
     Args:
         state_dict: the whole model's state dict (official MAE, timm, this project's wrappers).
@@ -125,8 +230,11 @@ def split_canonical(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Enco
             result.dropped.append(key)
             continue
         name = key[len(prefix):]
-        if name.startswith(DECODER_NAMES) or name.startswith(HEAD_NAMES):
+        kind = leading_kind(name)
+        if kind is not None:
             result.dropped.append(key)
+            if kind == 'decoder':
+                result.decoder[name] = value
             continue
         result.state_dict[name] = value
         block = BLOCK_KEY.match(name)
@@ -201,7 +309,6 @@ HF_BLOCK = {
 }
 HF_LAYER_KEY = re.compile(r'^encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$')
 HF_QKV = re.compile(r'^attention\.attention\.(query|key|value)$')
-HF_DROPPED = ('embeddings.mask_token', 'pooler.', 'decoder.', 'classifier.', 'fc_norm.')
 
 
 def rename_huggingface(state_dict: Mapping[str, torch.Tensor], prefix: str) -> EncoderKeys:
@@ -225,7 +332,7 @@ def rename_huggingface(state_dict: Mapping[str, torch.Tensor], prefix: str) -> E
         layer = HF_LAYER_KEY.match(name)
         if name in HF_TOP:
             result.state_dict[HF_TOP[name]] = value
-        elif name.startswith(HF_DROPPED):
+        elif leading_kind(name) or name == 'embeddings.mask_token':  # decoder, pooler, classifier, fc_norm
             result.dropped.append(key)
         elif layer and layer.group(2) in HF_BLOCK:
             index, module, param = layer.groups()
@@ -258,5 +365,7 @@ def _refuse_unplaced(keys: List[str], scheme: str) -> None:
 
 RENAMERS = {'canonical': split_canonical, 'mmpretrain': rename_mmpretrain, 'huggingface': rename_huggingface}
 
-__all__ = ['EncoderKeys', 'SCHEME_MARKERS', 'RENAMERS', 'UnknownCheckpointFormatError', 'detect_scheme',
-           'dropped_kind', 'encoder_prefixes', 'rename_huggingface', 'rename_mmpretrain', 'split_canonical']
+__all__ = ['CHECKPOINT_FORMATS', 'DECODER_NAMES', 'EncoderKeys', 'FORMAT_SCHEMES', 'HEAD_NAMES', 'RENAMERS',
+           'SCHEME_MARKERS', 'UnknownCheckpointFormatError', 'detect_scheme', 'dropped_kind', 'encoder_prefixes',
+           'format_label', 'leading_kind', 'rename_huggingface', 'rename_mmpretrain', 'sidecar_hints',
+           'split_canonical', 'unwrap_checkpoint']
