@@ -29,8 +29,8 @@ from mmengine.logging import print_log
 from ..models.arch import find_arch, get_arch
 from ..models.layers.pos_embed import GRID_METADATA_KEY, get_2d_sincos_pos_embed
 from .formats import (BLOCK_KEY, CANONICAL_BLOCK_KEYS, CANONICAL_TOP_KEYS, CHECKPOINT_FORMATS, FORMAT_SCHEMES,
-                      RENAMERS, UnknownCheckpointFormatError, detect_scheme, dropped_kind, encoder_prefixes,
-                      format_label, unwrap_checkpoint)
+                      FORMATS_WITHOUT_CLS_ROW, RENAMERS, UnknownCheckpointFormatError, detect_scheme, dropped_kind,
+                      encoder_prefixes, format_label, unwrap_checkpoint)
 
 # Marks the files `save_encoder_checkpoint` writes, so that reading one back keeps its metadata (the grid above all).
 META_MARKER = 'mae_transfer_encoder'
@@ -319,9 +319,8 @@ def _describe(encoder: Dict[str, torch.Tensor], source_format: str, prefix: str,
         raise UnknownCheckpointFormatError(
             f'cls_token {tuple(encoder["cls_token"].shape)} does not match the embedding width {embed_dim}')
     encoder['cls_token'] = encoder['cls_token'].reshape(1, 1, embed_dim)
-    # only timm models (`no_embed_class=True`) store pos_embed without a cls row
     pos_embed, grid, grid_source = normalize_pos_embed(encoder['pos_embed'], embed_dim, hints.get('grid_size'),
-                                                       may_lack_cls_row=source_format == 'timm')
+                                                       may_lack_cls_row=source_format in FORMATS_WITHOUT_CLS_ROW)
     if grid_source == 'metadata' and hints.get('grid_source'):
         grid_source = hints['grid_source']  # a file we wrote: keep how the grid was first found
     encoder['pos_embed'] = pos_embed
@@ -352,8 +351,9 @@ def normalize_pos_embed(pos_embed: torch.Tensor, embed_dim: int, grid_hint: Opti
         embed_dim: D.
         grid_hint: (h, w) from metadata, used when it fits (h * w rows after the cls row, or h * w rows and
             no cls row where that is allowed).
-        may_lack_cls_row: a perfect-square number of rows may mean a grid without cls row (timm files only:
-            every other format always stores the cls row, and 1 + h * w may be a square, e.g. 1 + 8 * 10).
+        may_lack_cls_row: a perfect-square number of rows may mean a grid without cls row (the formats of
+            `FORMATS_WITHOUT_CLS_ROW` only: every other one always stores the cls row, and 1 + h * w may be a
+            square, e.g. 1 + 8 * 10).
 
     Returns:
         (pos_embed [1, 1 + h * w, D], (h, w), grid_source) with grid_source as in `CheckpointMeta`.

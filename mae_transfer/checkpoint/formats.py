@@ -1,10 +1,11 @@
 """Checkpoint formats: how each is recognised and how its keys are renamed to the canonical scheme.
 
-Adding a format means editing this file and adding one test, nothing else: a marker in `SCHEME_MARKERS` and a
-renamer in `RENAMERS` when it brings a new key scheme, its name in `CHECKPOINT_FORMATS` / `FORMAT_SCHEMES` and
-`format_label`, and `sidecar_hints` when its files keep facts beside the weights (grid, heads); then a writer
-in the `CASES` table of tests/checkpoint/test_formats.py. The rest of the package (canonical metadata, loading
-into models, export) works on the canonical names only.
+Adding a format means editing this file and adding one test, nothing else. Here: a marker in `SCHEME_MARKERS`
+and a renamer in `RENAMERS` when it brings a new key scheme, its name in `CHECKPOINT_FORMATS` / `FORMAT_SCHEMES`
+and `format_label` (and in `FORMATS_WITHOUT_CLS_ROW` if its pos_embed may lack the cls row), and `sidecar_hints`
+when its files keep facts beside the weights (grid, heads). The test: a writer in the `CASES` table of
+tests/checkpoint/test_formats.py. The rest of the package (canonical metadata, loading into models, export)
+works on canonical names only.
 
 Canonical (official MAE / timm) encoder names: `cls_token`, `pos_embed`, `patch_embed.proj.{weight,bias}`,
 `blocks.N.norm1`, `blocks.N.attn.qkv`, `blocks.N.attn.proj`, `blocks.N.norm2`, `blocks.N.mlp.fc1`,
@@ -39,6 +40,9 @@ import torch
 CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')
 FORMAT_SCHEMES = {'official_mae': 'canonical', 'mae_transfer': 'canonical', 'timm': 'canonical',
                   'mmpretrain': 'mmpretrain', 'huggingface': 'huggingface'}
+
+# formats whose pos_embed may lack the cls row (timm `no_embed_class=True`); every other one always stores it
+FORMATS_WITHOUT_CLS_ROW = ('timm',)
 
 SCHEME_MARKERS: Dict[str, str] = {
     'canonical': 'patch_embed.proj.weight',
@@ -365,7 +369,8 @@ def _refuse_unplaced(keys: List[str], scheme: str) -> None:
 
 RENAMERS = {'canonical': split_canonical, 'mmpretrain': rename_mmpretrain, 'huggingface': rename_huggingface}
 
-__all__ = ['CHECKPOINT_FORMATS', 'DECODER_NAMES', 'EncoderKeys', 'FORMAT_SCHEMES', 'HEAD_NAMES', 'RENAMERS',
+__all__ = ['CHECKPOINT_FORMATS', 'DECODER_NAMES', 'EncoderKeys', 'FORMATS_WITHOUT_CLS_ROW', 'FORMAT_SCHEMES',
+           'HEAD_NAMES', 'RENAMERS',
            'SCHEME_MARKERS', 'UnknownCheckpointFormatError', 'detect_scheme', 'dropped_kind', 'encoder_prefixes',
            'format_label', 'leading_kind', 'rename_huggingface', 'rename_mmpretrain', 'sidecar_hints',
            'split_canonical', 'unwrap_checkpoint']
