@@ -8,12 +8,9 @@ This module imports no models: the locations are loaded lazily, on the first bui
 `locations` entry once a package of ours registers something into it.
 
 Our own modules build their sub-modules (a pose model's backbone, head, loss and codec, a classifier's
-backbone, the pipeline's codec) with `build_module`, never with `Registry.build`, which would switch to the
-registry of the current default scope (mmdet's or mmseg's).
+backbone, the pipeline's codec) with `mae_transfer.utils.builder.build_module`, never with `Registry.build`,
+which would switch to the registry of the current default scope (mmdet's or mmseg's).
 """
-import copy
-from typing import Any, Mapping
-
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -83,31 +80,3 @@ VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
 VISBACKENDS = Registry('vis backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE)
 INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS, scope=SCOPE)
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=['mae_transfer.engine'])
-
-
-def build_module(registry: Registry, cfg: Any, **defaults: Any) -> Any:
-    """Build a config dict from one of our registries, whatever the current default scope is.
-
-    The class named by `type` is looked up in `registry` itself (`Registry.get`: our classes and those a user
-    registered into it, then mmengine's; a `scope.Name` type reaches that scope's registry) and instantiated
-    with the other entries, `defaults` filling in what the config leaves out (`type` included). An object
-    that is not a mapping (an already built module) is returned as it is.
-
-    Args:
-        registry: one of the registries above (MODELS, TASK_UTILS, ...).
-        cfg: dict(type=..., **kwargs); `type` may also be the class itself.
-        **defaults: arguments used where `cfg` has none.
-    """
-    if not isinstance(cfg, Mapping):
-        return cfg
-    args = dict(defaults)
-    args.update(copy.deepcopy(dict(cfg)))
-    kind = args.pop('type', None)
-    if kind is None:
-        raise TypeError(f'a {registry.name} config needs a type, got {dict(cfg)}')
-    cls = registry.get(kind) if isinstance(kind, str) else kind
-    if cls is None:
-        from .utils.registry_hints import missing_type_hint  # imported here: it imports this module
-        message = f'`{kind}` is not in the {registry.scope}::{registry.name} registry'
-        raise KeyError(missing_type_hint(KeyError(message)) or message)  # with the closest registered names
-    return cls(**args)

@@ -7,7 +7,8 @@ from mmengine.structures import BaseDataElement
 from mae_transfer.codecs import COCO_FLIP_INDICES, apply_affine, flip_keypoints, warp_matrix
 from mae_transfer.models.heads import HeatmapHead, SimpleHeatmapHead
 from mae_transfer.models.pose import TopdownPoseEstimator
-from mae_transfer.registry import TASK_UTILS, build_module
+from mae_transfer.registry import TASK_UTILS
+from mae_transfer.utils.builder import build_module
 
 INPUT, HEATMAP = (96, 128), (24, 32)
 CODEC = dict(type='UDPHeatmap', input_size=INPUT, heatmap_size=HEATMAP, sigma=2)

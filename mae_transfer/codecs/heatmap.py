@@ -13,7 +13,7 @@ Two codecs, as in SimpleBaseline / ViTPose:
 Both encode keypoints `[K, 2]` (x, y in input pixels) with visibility `[K]` into heatmaps `[K, H, W]` and
 per-keypoint target weights `[K]` (visible and inside the map), and decode heatmaps back into input-pixel
 keypoints `[K, 2]` and scores `[K]` (the heatmap maxima). Sizes are (width, height), as in mmpose.
-Both are registered in TASK_UTILS and built with `build_module(TASK_UTILS, cfg)` (`mae_transfer.registry`).
+Both are registered in TASK_UTILS and built with `build_module(TASK_UTILS, cfg)` (`mae_transfer.utils.builder`).
 """
 from typing import Optional, Sequence, Tuple
 

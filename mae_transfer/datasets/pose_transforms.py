@@ -21,7 +21,8 @@ from mmengine.structures import BaseDataElement
 
 from ..codecs import (COCO_FLIP_INDICES, COCO_LOWER_BODY_IDS, COCO_UPPER_BODY_IDS, apply_affine, box_to_center_scale,
                       fix_aspect_ratio, flip_keypoints, warp_matrix)
-from ..registry import TASK_UTILS, TRANSFORMS, build_module
+from ..registry import TASK_UTILS, TRANSFORMS
+from ..utils.builder import build_module
 
 
 def truncated_normal(rng: np.random.Generator, size: int) -> np.ndarray:

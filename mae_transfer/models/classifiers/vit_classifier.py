@@ -13,9 +13,10 @@
   first `frozen_blocks` blocks are frozen and kept in eval mode (`MAEViT(frozen_stages=k)`).
 
 The encoder is a `MAEViT` (or a registered subclass) under `backbone`, built from its config dict through our
-MODELS registry whatever the default scope (`mae_transfer.registry.build_module`), so `init_cfg=dict(type='Pretrained', checkpoint=...)` loads any supported checkpoint and every parameter
-name is `backbone.<official name>`: the layer-wise lr decay constructor gives `backbone.blocks.N` layer N + 1
-and `fc_norm` / `head` the top layer. The state dict converts to a timm `VisionTransformer` with
+MODELS registry whatever the default scope (`mae_transfer.utils.builder.build_module`), so
+`init_cfg=dict(type='Pretrained', checkpoint=...)` loads any supported checkpoint and every parameter name is
+`backbone.<official name>`: the layer-wise lr decay constructor gives `backbone.blocks.N` layer N + 1 and
+`fc_norm` / `head` the top layer. The state dict converts to a timm `VisionTransformer` with
 `mae_transfer.checkpoint.classifier_to_timm`.
 """
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -26,7 +27,8 @@ from mmengine.model import BaseModel
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ...registry import MODELS, build_module
+from ...registry import MODELS
+from ...utils.builder import build_module
 from ..arch import get_arch
 from ..backbones import MAEViT
 

@@ -5,7 +5,7 @@
 - `SimpleHeatmapHead` (ViTPose "simple"): ReLU, x4 bilinear upsampling, then a 3x3 conv to the keypoint maps.
 
 Both map features [N, C, h, w] to heatmaps [N, K, 4h, 4w]. Heads and the loss are registered in MODELS; the pose
-estimator builds them from its config with `mae_transfer.registry.build_module`, so a head registered elsewhere
+estimator builds them from its config with `mae_transfer.utils.builder.build_module`, so a head registered elsewhere
 works the same way.
 """
 from typing import Sequence

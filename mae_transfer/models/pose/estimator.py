@@ -11,7 +11,7 @@
 - 'tensor': the raw heatmaps [N, K, h, w].
 
 Sub-modules are built from their config dicts through our registries, whatever the default scope
-(`mae_transfer.registry.build_module`): `backbone` (MODELS; MAEViT when `type` is left out, its `init_cfg` is
+(`mae_transfer.utils.builder.build_module`): `backbone` (MODELS; MAEViT when `type` is left out, its `init_cfg` is
 where `--pretrained` points), `head` (MODELS, e.g. `HeatmapHead` / `SimpleHeatmapHead`; `in_channels` defaults
 to the backbone's `embed_dim`), `loss` (MODELS, `KeypointMSELoss` when `type` is left out) and `codec`
 (TASK_UTILS, `MSRAHeatmap` / `UDPHeatmap`). A class a user registers into those registries works the same way.
@@ -25,7 +25,8 @@ from mmengine.structures import BaseDataElement
 
 from ...codecs.coco_keypoints import COCO_FLIP_INDICES
 from ...codecs.geometry import crop_to_image
-from ...registry import MODELS, TASK_UTILS, build_module
+from ...registry import MODELS, TASK_UTILS
+from ...utils.builder import build_module
 
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                              bgr_to_rgb=True)
