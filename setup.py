@@ -3,12 +3,34 @@ classification on the OpenMMLab stack.
 
 torch and mmcv are deliberately not in install_requires: torch must be the build that matches the user's
 CUDA, and mmcv 2.1.0 must be compiled against that torch (see tools/setup_env.py and the README).
+
+The top-level configs/ folder is the only copy of the configs in the repository; a built wheel carries it as
+package data in mae_transfer/configs/ (`BuildPyWithConfigs`), where `mae_transfer.utils.configs.CONFIG_ROOT`
+finds it. An editable install reads configs/ beside the package instead.
 """
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
+CONFIG_SUFFIXES = ('.py', '.md')
+
+
+class BuildPyWithConfigs(build_py):
+    """build_py that also copies configs/ (configs and their README, `_base_` included) into the built package."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return  # the package stays in the checkout, next to configs/
+        source = HERE / 'configs'
+        target = Path(self.build_lib) / 'mae_transfer' / 'configs'
+        for path in sorted(source.rglob('*')):
+            if path.is_file() and path.suffix in CONFIG_SUFFIXES and '__pycache__' not in path.parts:
+                destination = target / path.relative_to(source)
+                self.mkpath(str(destination.parent))
+                self.copy_file(str(path), str(destination))
 
 
 def read_version() -> str:
@@ -42,5 +64,6 @@ setup(
         'dev': ['pytest>=7', 'pytest-timeout', 'ruff'],
     },
     entry_points={'console_scripts': ['mae-transfer=mae_transfer.cli:main']},
+    cmdclass={'build_py': BuildPyWithConfigs},
     license='Apache-2.0',
 )

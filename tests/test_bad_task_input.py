@@ -16,8 +16,8 @@ from PIL import Image
 
 from mae_transfer.datasets import CocoKeypointsDataset, generate_pose_dataset
 from mae_transfer.datasets.class_folder import ClassFolderDataset
-from mae_transfer.datasets.synthetic_ade import generate_ade_dataset
-from mae_transfer.datasets.synthetic_coco import generate_coco_instances
+from mae_transfer.datasets.synthetic.ade import generate_ade_dataset
+from mae_transfer.datasets.synthetic.coco import generate_coco_instances
 from mae_transfer.utils.configs import CONFIG_ROOT
 
 DET_CONFIG = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'

@@ -8,7 +8,7 @@ from mmengine.logging import MMLogger
 from PIL import Image
 
 from mae_transfer.datasets import ClassFolderDataset, generate_class_folders
-from mae_transfer.datasets.synthetic_classes import CLASS_NAMES
+from mae_transfer.datasets.synthetic.classes import CLASS_NAMES
 
 TRAIN_TF = dict(input_size=32, is_training=True, auto_augment='rand-m9-mstd0.5-inc1', interpolation='bicubic',
                 re_prob=0.25, re_mode='pixel', re_count=1, scale=(0.35, 1.0))

@@ -1,5 +1,5 @@
 """The tiny configs of the three protocols run end to end with the mmengine Runner on a generated class-folder
-set (a few iterations: wiring, not accuracy; tools/benchmark_cls.py measures accuracy), and infer_images draws
+set (a few iterations: wiring, not accuracy; tools/benchmark.py cls measures accuracy), and infer_images draws
 the trained model's top-5."""
 import pytest
 import torch
@@ -7,8 +7,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mae_transfer.apis.classify import infer_images
-from mae_transfer.datasets import generate_class_folders
 from mae_transfer.checkpoint import safe_torch_load
+from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
 TINY_CONFIGS = {
@@ -20,22 +20,18 @@ TINY_CONFIGS = {
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('synthetic_cls')
-    generate_class_folders(root, train_per_class=2, val_per_class=1, image_size=(40, 48))
-    return root
+    return ensure_synthetic('cls', tmp_path_factory.mktemp('synthetic_cls'), train_per_class=2, val_per_class=1,
+                            image_size=(40, 48))
 
 
 def tiny_cfg(name, data_root, work_dir, iters=3):
     cfg = Config.fromfile(str(CONFIG_ROOT / TINY_CONFIGS[name]))
     cfg.work_dir = str(work_dir)
+    cfg.merge_from_dict(synthetic_data_options('cls', data_root))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
         cfg[loader].batch_size = 4
-        split = 'train' if loader == 'train_dataloader' else 'val'
-        cfg[loader].dataset.data_root = str(data_root / split)
-        if loader != 'train_dataloader':
-            cfg[loader].dataset.classes = str(data_root / 'train')
         cfg[loader].dataset.transform.input_size = 32
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = iters

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from mae_transfer.datasets.synthetic_coco import (CLASSES, generate_coco_instances, polygon_mask,
+from mae_transfer.datasets.synthetic.coco import (CLASSES, generate_coco_instances, polygon_mask,
                                                   random_instance_scene)
 
 COCO_SAMPLE = Path(__file__).parent / 'data' / 'coco_sample'

@@ -11,7 +11,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from mae_transfer.datasets import generate_images
+from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.engine import AutocastOptimWrapper, effective_batch_size, scale_lr_to_effective_batch
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
@@ -22,9 +22,8 @@ BASE = CONFIG_ROOT / 'pretrain' / 'mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-2
 
 @pytest.fixture(scope='module')
 def image_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('images')
-    generate_images(folder, num_images=16, seed=0, size_range=(80, 140))
-    return folder
+    return ensure_synthetic('pretrain', tmp_path_factory.mktemp('images'), num_images=16, seed=0,
+                            size_range=(80, 140))
 
 
 def tiny_cfg(image_dir, work_dir, max_epochs=2, batch_size=4):
@@ -32,7 +31,7 @@ def tiny_cfg(image_dir, work_dir, max_epochs=2, batch_size=4):
     cfg.merge_from_dict({
         'work_dir': str(work_dir), 'model.img_size': 64, 'train_cfg.max_epochs': max_epochs,
         'train_dataloader.batch_size': batch_size, 'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': str(image_dir),
+        'train_dataloader.persistent_workers': False, **synthetic_data_options('pretrain', image_dir),
         'train_dataloader.dataset.crop_size': 64, 'auto_scale_lr.base_batch_size': batch_size,
         'default_hooks.checkpoint.interval': 1, 'default_hooks.logger.interval': 1,
         'custom_hooks': [dict(type='ReconstructionHook', interval=3, num_images=2)],

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from PIL import Image
 
-from mae_transfer.datasets.synthetic_ade import CLASSES, METAINFO, generate_ade_dataset
+from mae_transfer.datasets.synthetic.ade import CLASSES, METAINFO, generate_ade_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'

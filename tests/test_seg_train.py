@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from mae_transfer.datasets.synthetic_ade import generate_ade_dataset
+from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
@@ -20,10 +20,10 @@ def _run_tool(name, args, monkeypatch):
 
 
 def test_tiny_twin_trains_and_tests_end_to_end(tmp_path, monkeypatch):
-    data = tmp_path / 'synthetic_seg'
-    generate_ade_dataset(data, num_train=8, num_val=3, seed=0, size_range=(64, 100))
-    options = [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-               for key in (f'dataset.data_root={data}', 'num_workers=0', 'persistent_workers=False')]
+    data = ensure_synthetic('seg', tmp_path / 'synthetic_seg', num_train=8, num_val=3, seed=0, size_range=(64, 100))
+    options = [f'{key}={value}' for key, value in synthetic_data_options('seg', data).items()]
+    options += [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+                for key in ('num_workers=0', 'persistent_workers=False')]
     options += ['train_dataloader.batch_size=2', f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS}',
                 f'default_hooks.checkpoint.interval={ITERS}', 'default_hooks.logger.interval=1']
     work_dir = tmp_path / 'work'
@@ -49,11 +49,3 @@ def test_tiny_twin_trains_and_tests_end_to_end(tmp_path, monkeypatch):
     assert set(metrics) == {'aAcc', 'mIoU', 'mAcc'}
     # the same weights on the same images as the validation after training
     assert all(abs(metrics[key] - scalars[-1][key]) < 1e-3 for key in metrics), (metrics, scalars[-1])  # float32 log
-
-
-def test_benchmark_step_measures_a_training_forward_backward():
-    benchmark = runpy.run_path(str(ROOT / 'tools' / 'benchmark_seg.py'))
-    result = benchmark['full_step'](str(TINY_CONFIG), batch=2, steps=1)  # BN needs 2
-    assert result['crop'] == (128, 128) and len(result['step_s']) == 1 and result['step_s'][0] > 0
-    assert 1 < result['params_m'] < 10 and result['backbone_params_m'] < result['params_m']
-    assert result['peak_mem_mib'] >= result['before_step_mem_mib'] > 0

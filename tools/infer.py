@@ -1,70 +1,9 @@
 #!/usr/bin/env python
 """Run a trained model on image files and write pictures of its predictions.
 
-    python tools/infer.py CONFIG CHECKPOINT img1.jpg img2.jpg --out-dir work_dirs/infer
-    python tools/infer.py configs/det/...py det.pth photos/*.jpg --score-thr 0.5       # boxes, masks, classes
-    python tools/infer.py configs/seg/...py seg.pth street.png                          # overlay + legend
-    python tools/infer.py configs/pose/...py pose.pth crowd.jpg --boxes persons.json    # skeletons
-
-The task is read from the config (mmdet scope: detection, mmseg scope: segmentation, our scope: pose or
-classification); each task's helper in `mae_transfer.apis` draws its pictures. One picture per input image,
-same file stem, in `--out-dir`.
+The logic and the options live in mae_transfer/tools/infer.py (also `mae-transfer infer`); `--help` lists them.
 """
-import argparse
-import importlib
-import os.path as osp
-from typing import Any, Dict
-
-from mmengine.config import Config, DictAction
-
-import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
-from mae_transfer.utils.configs import config_task
-
-# Each module has infer_images(config, checkpoint, image_paths, out_dir, device, **options) -> List[Path].
-TASK_MODULES = {
-    'det': 'mae_transfer.apis.detect',
-    'seg': 'mae_transfer.apis.segment',
-    'pose': 'mae_transfer.apis.pose',
-    'cls': 'mae_transfer.apis.classify',
-}
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Predict on images and draw the predictions',
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument('config', help='config file the checkpoint was trained with')
-    parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('images', nargs='+', help='image files')
-    parser.add_argument('--out-dir', default='work_dirs/infer', help='where the pictures go')
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
-    parser.add_argument('--score-thr', type=float, default=None,
-                        help='detection / keypoint score below which nothing is drawn')
-    parser.add_argument('--boxes', default=None,
-                        help='pose: person boxes, a COCO results JSON (image_id matched by file name) or '
-                             'JSON {file name: [[x, y, w, h], ...]}; the whole image when left out')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config entries')
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    missing = [path for path in [args.config, args.checkpoint, *args.images] if not osp.isfile(path)]
-    if missing:
-        raise SystemExit(f'file(s) not found: {", ".join(missing)}')
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    task = config_task(cfg)
-    if task not in TASK_MODULES:
-        raise SystemExit(f'{args.config} is a {task} config; for MAE reconstructions use '
-                         'tools/visualize_reconstruction.py')
-    options: Dict[str, Any] = {name: value for name, value in
-                               (('score_thr', args.score_thr), ('boxes', args.boxes)) if value is not None}
-    infer_images = importlib.import_module(TASK_MODULES[task]).infer_images
-    written = infer_images(cfg, args.checkpoint, args.images, args.out_dir, device=args.device, **options)
-    for path in written:
-        print(path)
-
+from mae_transfer.tools.infer import main
 
 if __name__ == '__main__':
     main()

@@ -2,7 +2,7 @@
 # window + global attention and rel-pos, SimpleFPN, 2-conv RPN, 4conv1fc box head and mask head with LayerNorm),
 # the same LSJ pipeline, optimiser and step schedule, at a size that trains in about 2 minutes on 2 CPU cores.
 #
-#   python -m mae_transfer.datasets.synthetic_coco data/synthetic_det      # 256 train + 64 val images
+#   python -m mae_transfer.datasets.synthetic.coco data/synthetic_det      # 256 train + 64 val images
 #   python tools/train.py configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py \
 #       [--pretrained work_dirs/demo/pretrain/epoch_50.pth]
 #
@@ -11,7 +11,7 @@ _base_ = ['./mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py']
 
 image_size = (128, 128)
 channels = 64  # neck and head width (256 in the full recipe)
-classes = ('ellipse', 'rectangle', 'triangle')  # mae_transfer.datasets.synthetic_coco.CLASSES
+classes = ('ellipse', 'rectangle', 'triangle')  # mae_transfer.datasets.synthetic.coco.CLASSES
 
 # ---- model -----------------------------------------------------------------------------------------------
 model = dict(

@@ -1,7 +1,7 @@
 # Tiny CPU twin of the ViT-B UperNet recipe: the same model family, pipeline, optimiser and schedule shape at
 # a size that trains in about 2 minutes on 2 CPU cores. Data: the procedural ADE20K-layout set of
-# mae_transfer.datasets.synthetic_ade (label 0 = other, reduce_zero_label as on ADE20K), written with
-#   python -m mae_transfer.datasets.synthetic_ade data/synthetic_seg
+# mae_transfer.datasets.synthetic.ade (label 0 = other, reduce_zero_label as on ADE20K), written with
+#   python -m mae_transfer.datasets.synthetic.ade data/synthetic_seg
 #   python tools/train.py configs/seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py \
 #       [--pretrained work_dirs/demo/pretrain/epoch_50.pth]    # tiny MAE from the demo (128 px), or random
 _base_ = './upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
@@ -22,7 +22,7 @@ model = dict(
 
 # The ADE20K pipeline scaled to the 96-192 px synthetic images: (2048, 512) -> (256, 128), crop 512 -> 128.
 data_root = 'data/synthetic_seg'
-metainfo = dict(  # = mae_transfer.datasets.synthetic_ade.METAINFO (a test checks it)
+metainfo = dict(  # = mae_transfer.datasets.synthetic.ade.METAINFO (a test checks it)
     classes=('stripes', 'mottle', 'ellipse', 'rectangle', 'triangle'),
     palette=[[120, 120, 120], [4, 200, 3], [220, 20, 60], [0, 102, 200], [255, 184, 6]])
 train_pipeline = [

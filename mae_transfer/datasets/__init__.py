@@ -4,15 +4,11 @@ from .class_folder import ClassFolderDataset, find_classes
 from .coco_keypoints import CocoKeypointsDataset
 from .image_folder import UnlabeledImageFolder, find_images
 from .label_map_check import CheckLabelMap
-from .synthetic_ade import generate_ade_dataset
-from .synthetic_classes import generate_class_folders
-from .synthetic_coco import generate_coco_instances
-from .synthetic_images import generate_images
-from .synthetic_pose import generate_pose_dataset
+from .synthetic import (ensure_synthetic, generate_ade_dataset, generate_class_folders, generate_coco_instances,
+                        generate_images, generate_pose_dataset, synthetic_data_options)
 
 __all__ = [
     'CheckLabelMap', 'ClassFolderDataset', 'CocoKeypointsDataset', 'UnlabeledImageFolder', 'find_classes',
-    'find_images',
-    'generate_ade_dataset', 'generate_class_folders', 'generate_coco_instances', 'generate_images',
-    'generate_pose_dataset'
+    'ensure_synthetic', 'find_images', 'generate_ade_dataset', 'generate_class_folders', 'generate_coco_instances',
+    'generate_images', 'generate_pose_dataset', 'synthetic_data_options'
 ]

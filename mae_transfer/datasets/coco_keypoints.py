@@ -10,7 +10,7 @@ Training (and testing on ground-truth boxes) uses the non-crowd persons with at 
 (the SimpleBaseline / ViTPose protocol), their boxes clipped to the image. With `bbox_file` (a person
 detector's results in COCO results format) every detection of category 1 with score >= `bbox_score_thr`
 becomes one item instead, without keypoints; the COCO keypoint metric then rescores and OKS-NMSes them.
-The synthetic set of `synthetic_pose.py` is written in this very format.
+The synthetic set of `synthetic/pose.py` is written in this very format.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Sequence

@@ -1,25 +1,28 @@
-"""The harness shared by the benchmark scripts (tools/benchmark*.py): printed numbers, never assertions.
+"""The harness of every benchmark (`mae-transfer benchmark TASK`, mae_transfer/tools/benchmark/): printed
+numbers, never assertions.
 
-Two measurements recur in every task's script:
+Two measurements recur in every task:
 
 - a learning check of a tiny config (`learning_check`): evaluate the model as initialised, train it (timed:
-  wall and CPU seconds per iteration), evaluate again; `print_before_after` prints the two rows;
-- the cost of a full-size config (`build_random_model`, `time_training_steps`): training forward + backward
-  passes and the peak memory, measured in a fresh interpreter (`run_in_fresh_process`) so that the peak RSS
-  is this model's alone.
+  wall and CPU seconds per iteration), evaluate again; `print_before_after` prints the two rows (det, seg,
+  pose, cls);
+- the cost of a model (`build_random_model`, `time_training_steps`): training forward + backward passes (and
+  an optimizer step where one is given) and the peak memory, measured in a fresh interpreter
+  (`run_in_fresh_process`) so that the peak RSS is this model's alone (every task, pretrain and backbone
+  included); `print_profile` shows where one step's time goes.
 
-`add_common_arguments`, `child_arguments` and `run_task_benchmark` are the command line around them.
-This lives in the package, not in tools/, because the tests load the scripts with `runpy.run_path`, where
-tools/ is not on sys.path.
+`add_common_arguments`, `child_arguments` and `run_task_benchmark` are the command line of the config-based
+tasks (det, seg, pose, cls) around them.
 """
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
@@ -40,12 +43,20 @@ def default_device() -> str:
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
+def median(values: Sequence[float]) -> float:
+    """The middle value (the upper one of an even count), as every benchmark reports times."""
+    return sorted(values)[len(values) // 2]
+
+
 def build_random_model(config: str, device: str = 'cpu') -> Tuple[Config, torch.nn.Module]:
     """A config's model with random backbone weights (the cost does not depend on them and no checkpoint is
-    needed), seeded, in training mode on `device`; returns (the Config, the model)."""
-    from mae_transfer.utils.configs import build_model
+    needed), seeded, in training mode on `device`; returns (the Config, the model).
 
-    cfg = Config.fromfile(config)
+    `config` is a file or a shipped config's name relative to configs/.
+    """
+    from mae_transfer.utils.configs import build_model, load_config
+
+    cfg = load_config(config)
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
     return cfg, build_model(cfg).to(device).train()
@@ -59,31 +70,53 @@ def parameter_counts(model: torch.nn.Module) -> Dict[str, float]:
 
 
 def time_training_steps(model: torch.nn.Module, compute_loss: Callable[[], torch.Tensor], steps: int,
-                        amp: bool = False, device: str = 'cpu') -> Dict[str, object]:
-    """Time `steps` training forward + backward passes; returns dict(step_s, peak_mem_mib, before_step_mem_mib).
+                        amp: bool = False, device: str = 'cpu', optimizer: Optional[torch.optim.Optimizer] = None,
+                        dtype: Optional[torch.dtype] = None) -> Dict[str, object]:
+    """Time `steps` training steps; returns dict(step_s, forward_s, peak_mem_mib, before_step_mem_mib).
 
     Args:
-        model: the model in training mode; its gradients are dropped after each step (no optimizer step).
+        model: the model in training mode; its gradients are dropped after each step.
         compute_loss: runs one forward pass on fixed inputs and returns the scalar loss.
-        steps: passes to time; `step_s` holds one time per pass (the first includes any warm-up cost: callers
-            that want a steady-state number drop it).
+        steps: steps to time; `step_s` holds one time per step and `forward_s` the forward part of it (the first
+            includes any warm-up cost: callers that want a steady-state number drop it or take the median).
         amp: run `compute_loss` under bf16 autocast (the backward pass follows autocast's dtypes).
         device: 'cpu' or 'cuda', where the model and its inputs are.
+        optimizer: stepped after each backward pass (timed with it); forward + backward only when None.
+        dtype: the autocast dtype (e.g. torch.float16), instead of `amp`'s bf16.
     """
+    cast = dtype if dtype is not None else (torch.bfloat16 if amp else None)
+
+    def sync() -> None:
+        if device == 'cuda':
+            torch.cuda.synchronize()  # CUDA runs asynchronously: wait for the queued kernels
+
     before = peak_memory_mib(device)  # what building the model and its inputs cost
-    times = []
+    times, forward_times = [], []
     for _ in range(steps):
-        if device == 'cuda':
-            torch.cuda.synchronize()  # kernels still queued from before must not count
+        sync()  # kernels still queued from before must not count
         start = time.perf_counter()
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device_type=device, dtype=cast or torch.bfloat16, enabled=cast is not None):
             loss = compute_loss()
+        sync()
+        forward_times.append(time.perf_counter() - start)
         loss.backward()
-        if device == 'cuda':
-            torch.cuda.synchronize()  # CUDA runs asynchronously: wait for the backward pass to finish
+        if optimizer is not None:
+            optimizer.step()
+        sync()
         times.append(time.perf_counter() - start)
         model.zero_grad(set_to_none=True)
-    return dict(step_s=times, peak_mem_mib=peak_memory_mib(device), before_step_mem_mib=before)
+    return dict(step_s=times, forward_s=forward_times, peak_mem_mib=peak_memory_mib(device),
+                before_step_mem_mib=before)
+
+
+def print_profile(step: Callable[[], Any], device: str = 'cpu', row_limit: int = 25) -> None:
+    """Run `step` once under the torch profiler and print its top ops by self CPU time to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
+    with profile(activities=activities) as prof:
+        step()
+    print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=row_limit), file=sys.stderr)
 
 
 class FreshProcessError(RuntimeError):
@@ -101,7 +134,7 @@ def run_in_fresh_process(argv: Sequence[str], cwd: Optional[str] = None, show_st
     things, and a process's peak RSS never goes down.
 
     Args:
-        argv: the script and its arguments.
+        argv: the script and its arguments (or `-m`, a module and its arguments).
         cwd: the child's working directory; the parent's by default.
         show_stderr: copy the child's stderr (warnings, profiles) to ours once it has finished; it is hidden
             otherwise, unless the child fails.
@@ -219,15 +252,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch: int, steps: int
     (`child_arguments` writes its command line).
 
     Args:
-        parser: the script's parser.
+        parser: the command's parser.
         batch: default images per full-size step.
         steps: default full-size steps to time.
-        modes: choices of the positional `mode`.
-        data_root: default synthetic set of the tiny mode (None: the config's).
+        modes: choices of the positional `mode` ('all': tiny, then full).
+        data_root: default synthetic set of the tiny mode (None: the task's, `ensure_synthetic`).
         work_dir: default work dir of the tiny mode (None: a temporary folder).
     """
     parser.add_argument('mode', choices=list(modes))
-    parser.add_argument('--config', default=None, help='tiny: the tiny config; full: the ViT-B recipe')
+    parser.add_argument('--config', default=None, help='tiny: the tiny config; full: the ViT-B recipe (a file or '
+                        'a shipped config relative to configs/)')
+    parser.add_argument('--configs', nargs='+', default=None,
+                        help='full: several configs, each measured in its own fresh process')
     parser.add_argument('--data-root', default=data_root, help='tiny: synthetic set (written if missing)')
     parser.add_argument('--work-dir', default=work_dir)
     parser.add_argument('--iters', type=int, default=None, help="tiny: training iterations (the config's)")
@@ -239,36 +275,88 @@ def add_common_arguments(parser: argparse.ArgumentParser, batch: int, steps: int
     parser.add_argument('--single', action='store_true', help=argparse.SUPPRESS)  # the fresh child process
 
 
-def child_arguments(script: str, args: argparse.Namespace, config: str) -> List[str]:
-    """The `full --single` command line of the child process, with the parent's full-mode options."""
-    return [script, 'full', '--single', '--config', config, '--batch', str(args.batch), '--steps', str(args.steps),
-            '--threads', str(args.threads)] + (['--amp'] if args.amp else [])
-
-
-def run_task_benchmark(script: str, doc: str, batch: int, configs: Tuple[str, str], tiny_check: Callable[..., dict],
-                       full_step: Callable[..., dict], print_tiny: Callable[[dict], None],
-                       print_full: Callable[[dict], None], argv: Optional[Sequence[str]] = None) -> None:
-    """The `main` of a task benchmark with `add_common_arguments`' options (det, seg).
-
-    tiny: `tiny_check(config, data_root, work_dir, iters, pretrained)`, printed with `print_tiny`. full: in a
-    fresh child process (the same script with `--single`) `full_step(config, batch, amp, steps)`, whose JSON
-    result the parent prints with `print_full`.
+def child_arguments(script: Union[str, Sequence[str]], args: argparse.Namespace, config: str,
+                    extra: Optional[Mapping[str, Any]] = None) -> List[str]:
+    """The `full --single` command line of the child process, with the parent's full-mode options.
 
     Args:
-        script: the task script's path (`__file__`), which the child runs.
-        doc: the script's docstring, for --help.
+        script: the script the child runs, or the start of its command line (`['-m', module, task]`).
+        args: the parent's parsed options.
+        config: the config the child measures.
+        extra: a task's own full-mode options (name -> value, written as `--name value`; None is left out).
+    """
+    prefix = [script] if isinstance(script, str) else list(script)
+    options = [item for name, value in (extra or {}).items() if value is not None
+               for item in (f'--{name.replace("_", "-")}', str(value))]
+    return prefix + ['full', '--single', '--config', config, '--batch', str(args.batch), '--steps', str(args.steps),
+                     '--threads', str(args.threads)] + (['--amp'] if args.amp else []) + options
+
+
+def load_line(when: str) -> str:
+    """'machine: N CPUs, load average L at start, torch threads T' (the machine is shared: numbers vary)."""
+    return (f'machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at {when}, '
+            f'torch threads {torch.get_num_threads()}')
+
+
+def run_task_benchmark(script: Union[str, Sequence[str]], doc: str, batch: int,
+                       configs: Tuple[Optional[str], Union[str, Sequence[str]]], tiny_check: Callable[..., Any],
+                       full_step: Callable[..., dict], print_tiny: Callable[[Any], None],
+                       print_full: Callable[[dict], None], argv: Optional[Sequence[str]] = None, steps: int = 1,
+                       modes: Sequence[str] = ('tiny', 'full'), data_root: Optional[str] = None,
+                       work_dir: Optional[str] = None,
+                       add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+                       tiny_options: Sequence[str] = (), full_options: Sequence[str] = (),
+                       report_load: bool = False) -> None:
+    """The `main` of a config-based task benchmark (det, seg, pose, cls) with `add_common_arguments`' options.
+
+    tiny: `tiny_check(config, data_root, work_dir, iters, pretrained)`, printed with `print_tiny`. full: for each
+    config, in a fresh child process (`script ... full --single`), `full_step(config, batch, amp, steps)`, whose
+    JSON result the parent prints with `print_full`; a child that fails is reported and the others still run.
+
+    Args:
+        script: what the child runs: a script path, or the start of its command line (`['-m', module, task]`).
+        doc: the command's docstring, for --help.
         batch: default images per full-size step.
-        configs: the default tiny and full-size configs.
+        configs: the default tiny config and the default full-size config (or list of them).
         argv: the command line; sys.argv by default.
+        steps: default full-size steps to time.
+        modes: choices of the mode ('all' runs tiny, then full on the default full-size configs).
+        data_root: default synthetic set of the tiny mode.
+        work_dir: default work dir of the tiny mode.
+        add_arguments: adds the task's own options to the parser.
+        tiny_options: names of the task's options passed to `tiny_check` as keywords.
+        full_options: names of the task's options passed to `full_step` as keywords (and on to the child).
+        report_load: print the machine's CPU count and load average before and after the measurements.
     """
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser, batch)
+    add_common_arguments(parser, batch, steps, modes, data_root, work_dir)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.mode == 'tiny':
-        print_tiny(tiny_check(args.config or configs[0], args.data_root, args.work_dir, args.iters, args.pretrained))
-    elif args.single:  # the child: measure here, one JSON line for the parent
-        print(json.dumps(full_step(args.config or configs[1], args.batch, args.amp, args.steps)))
-    else:
-        print_full(run_in_fresh_process(child_arguments(script, args, args.config or configs[1])))
+    full_kwargs = {name: getattr(args, name) for name in full_options}
+    default_full = [configs[1]] if isinstance(configs[1], str) else list(configs[1])
+    if args.single:  # the child: measure here, one JSON line for the parent
+        print(json.dumps(full_step(args.config or default_full[0], args.batch, args.amp, args.steps, **full_kwargs)))
+        return
+    if report_load:
+        print(load_line('start'))
+    if args.mode in ('tiny', 'all'):
+        print_tiny(tiny_check(args.config or configs[0], args.data_root, args.work_dir, args.iters, args.pretrained,
+                              **{name: getattr(args, name) for name in tiny_options}))
+    if args.mode in ('full', 'all'):
+        chosen = args.configs or ([args.config] if args.config and args.mode == 'full' else default_full)
+        failed = []
+        for config in chosen:
+            try:
+                result = run_in_fresh_process(child_arguments(script, args, config, full_kwargs))
+            except FreshProcessError as error:
+                print(f'{config}: failed\n{error.stderr[-2000:]}', flush=True)
+                failed.append(config)
+                continue
+            print_full(result)
+        if failed and len(failed) == len(chosen):
+            raise SystemExit(f'every measurement failed: {", ".join(failed)}')
+    if report_load:
+        print(f'load average at the end: {os.getloadavg()[0]:.1f}')

@@ -1,6 +1,6 @@
 """A procedural COCO-keypoints dataset of articulated stick figures, deterministic by seed (no downloads).
 
-Each image is a textured background (`synthetic_images.textured_background`) with 1-3 figures drawn as thick
+Each image is a textured background (`images.textured_background`) with 1-3 figures drawn as thick
 limbs with the 17 COCO joints (head with eyes, ears and nose; shoulders, elbows, wrists, hips, knees, ankles).
 Figures face the camera (the person's left is on the image's right before the in-plane rotation) and are
 colour-coded by side (left limbs warm, right limbs cool), so a small model can learn left from right quickly;
@@ -21,8 +21,8 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..codecs.coco_keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
-from .synthetic_images import SHAPE_KINDS, random_shape_polygon, textured_background
+from ...codecs.coco_keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
+from .images import SHAPE_KINDS, random_shape_polygon, textured_background
 
 # (start, end) joints of the drawn limbs, with the side they belong to: 'L', 'R' or 'C' (centre)
 LIMBS = ((5, 7, 'L'), (7, 9, 'L'), (6, 8, 'R'), (8, 10, 'R'), (11, 13, 'L'), (13, 15, 'L'), (12, 14, 'R'),

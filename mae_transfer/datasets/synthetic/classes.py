@@ -1,7 +1,7 @@
 """A small procedural classification set, deterministic by seed: the built-in data of the classification demo,
 benchmark and tests (no downloads).
 
-Each image is a textured background (`synthetic_images.textured_background`) with one large filled shape
+Each image is a textured background (`images.textured_background`) with one large filled shape
 whose kind is the class (ellipse, rectangle, triangle, hexagon, star, cross, arrow, crescent) at a random
 size, position and rotation. The shape's hue is drawn around a class-specific hue with a spread wide enough
 that neighbouring classes overlap (`hue_spread`): colour is a weak cue, as in natural images, which even a
@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .synthetic_images import draw_polygon, textured_background
+from .images import draw_polygon, textured_background
 
 CLASS_NAMES = ('ellipse', 'rectangle', 'triangle', 'hexagon', 'star', 'cross', 'arrow', 'crescent')
 

@@ -1,6 +1,6 @@
 """A procedural COCO-format instance dataset, deterministic by seed: the detection data of the tests and demo.
 
-Each image is a textured background (`synthetic_images.textured_background`) with 0 to `max_shapes` filled
+Each image is a textured background (`images.textured_background`) with 0 to `max_shapes` filled
 shapes of three classes (ellipse, rectangle, triangle). Shapes are drawn one after the other, so later ones
 occlude earlier ones; a placement that would hide more than `1 - min_visible` of an earlier shape, or punch a
 hole into it (polygons cannot describe holes), is redrawn.
@@ -18,7 +18,7 @@ Layout written under `root` (the COCO one, with split names of our own)::
     root/train/000000.jpg ...           root/annotations/instances_train.json
     root/val/000000.jpg ...             root/annotations/instances_val.json
 
-    python -m mae_transfer.datasets.synthetic_coco data/synthetic_det --num-train 256 --num-val 64
+    python -m mae_transfer.datasets.synthetic.coco data/synthetic_det --num-train 256 --num-val 64
 """
 import argparse
 import json
@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .synthetic_images import SHAPE_KINDS, draw_polygon, random_shape_polygon, textured_background
+from .images import SHAPE_KINDS, draw_polygon, random_shape_polygon, textured_background
 
 CLASSES: Tuple[str, ...] = SHAPE_KINDS  # category ids 1, 2, 3 in this order
 Polygon = List[Tuple[float, float]]

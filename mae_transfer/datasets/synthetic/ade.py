@@ -9,7 +9,7 @@ Layout, file types and label convention are ADE20K's (`ADEChallengeData2016`), s
 Annotation PNGs are single-channel: 0 = other / unlabeled (ignored after `reduce_zero_label`, which maps it to
 255 and every class id k >= 1 to k - 1), and 1..len(CLASSES) the classes below. A scene is two kinds of
 "stuff" split by a random line (striped and mottled texture) with a few flat-coloured "things" (ellipses,
-rectangles, triangles, reusing `synthetic_images`) on top. Like real classes (sky is blue-ish, grass
+rectangles, triangles, reusing `images.py`) on top. Like real classes (sky is blue-ish, grass
 green-ish), each class has a typical hue (`CLASS_HUES`, jittered), so colour, texture and shape all carry the
 class and a tiny model learns it in minutes. As in ADE20K, thin object outlines and a few clutter blobs are
 labelled 0, so the ignore label really occurs.
@@ -21,7 +21,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .synthetic_images import SHAPE_KINDS, random_shape_polygon, textured_background
+from .images import SHAPE_KINDS, random_shape_polygon, textured_background
 
 # Class k + 1 in the PNGs is CLASSES[k] (index k after reduce_zero_label). configs/seg/*synthetic* repeat these.
 CLASSES: Tuple[str, ...] = ('stripes', 'mottle', 'ellipse', 'rectangle', 'triangle')

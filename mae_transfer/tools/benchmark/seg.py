@@ -1,59 +1,51 @@
-#!/usr/bin/env python
 """Segmentation benchmarks: does the tiny UperNet twin learn (`tiny`), and what does the full recipe cost (`full`).
 
-tiny: writes the synthetic ADE20K-layout set, evaluates the untrained model (the exact weights training starts
-from), trains the tiny config, evaluates again and prints mIoU / mAcc / aAcc before and after, with the wall
-and CPU seconds per training iteration.
+tiny: writes the synthetic ADE20K-layout set under data/ (`ensure_synthetic`, if missing), evaluates the
+untrained model (the exact weights training starts from), trains the tiny config, evaluates again and prints
+mIoU / mAcc / aAcc before and after, with the wall and CPU seconds per training iteration.
 
-    python tools/benchmark_seg.py tiny                                   # the config's 200 iterations, random init
-    python tools/benchmark_seg.py tiny --pretrained work_dirs/demo/pretrain/epoch_50.pth --iters 200
+    python tools/benchmark.py seg tiny                                   # the config's 200 iterations, random init
+    python tools/benchmark.py seg tiny --pretrained work_dirs/demo/pretrain/epoch_50.pth --iters 200
 
 full: parameters, and the time and peak memory of one training forward + backward (losses of both heads) of a
 full-size config at its crop size (ViT-B: 512 x 512, batch 2 as on each of the 8 GPUs), in a fresh process so
 the peak RSS is its own (GPU: peak allocated).
 
-    python tools/benchmark_seg.py full                                   # ViT-B, fp32, batch 2
-    python tools/benchmark_seg.py full --config configs/seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py --amp
+    python tools/benchmark.py seg full                                   # ViT-B, fp32, batch 2
+    python tools/benchmark.py seg full --config seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py --amp
 
 Numbers are printed, never asserted: machines are shared and noisy.
 """
-import os.path as osp
-from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
 from mae_transfer.utils.benchmarking import (build_random_model, default_device, learning_check, parameter_counts,
                                              print_before_after, print_step_cost, run_task_benchmark,
                                              time_training_steps)
+from mae_transfer.utils.configs import config_name
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
-FULL_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
+TINY_CONFIG = 'seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+FULL_CONFIG = 'seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 METRIC_KEYS = ('mIoU', 'mAcc', 'aAcc')
 
 
-def tiny_learning_check(config: str = str(TINY_CONFIG), data_root: Optional[str] = None, work_dir: Optional[str] = None,
+def tiny_learning_check(config: str = TINY_CONFIG, data_root: Optional[str] = None, work_dir: Optional[str] = None,
                         iters: Optional[int] = None, pretrained: Optional[str] = None, seed: int = 0) -> dict:
-    """Write the synthetic set under `data_root` (the config's by default) if it is missing, then evaluate the
+    """Write the synthetic set under `data_root` (data/synthetic_seg by default) if it is missing, then evaluate the
     untrained tiny model, train it and evaluate again (`learning_check`, which explains the other arguments).
     """
-    from mmengine.config import Config
+    from mae_transfer.datasets.synthetic import ensure_synthetic
+    from mae_transfer.utils.configs import load_config
 
-    from mae_transfer.datasets.synthetic_ade import generate_ade_dataset
-
-    cfg = Config.fromfile(config)
-    data_root = data_root or cfg.train_dataloader.dataset.data_root
-    if not (Path(data_root) / 'images' / 'training').is_dir():
-        generate_ade_dataset(data_root)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = str(data_root)
+    cfg = load_config(config)
+    ensure_synthetic('seg', data_root, cfg=cfg)
     result = learning_check(cfg, {key: key for key in METRIC_KEYS}, iters, pretrained, seed, work_dir,
                             work_dir_prefix='benchmark_seg_')
-    return dict(result, config=osp.relpath(config, ROOT), pretrained=pretrained or 'none (random)')
+    return dict(result, config=config_name(config), pretrained=pretrained or 'none (random)')
 
 
-def full_step(config: str = str(FULL_CONFIG), batch: int = 2, amp: bool = False, steps: int = 1) -> dict:
+def full_step(config: str = FULL_CONFIG, batch: int = 2, amp: bool = False, steps: int = 1) -> dict:
     """Build a full-size config's segmentor and time `steps` training forward + backward passes at its crop.
 
     Run it in a fresh process (`main` does) so that the peak RSS is this measurement's.
@@ -74,16 +66,13 @@ def full_step(config: str = str(FULL_CONFIG), batch: int = 2, amp: bool = False,
         samples.append(sample)
     cost = time_training_steps(model, lambda: sum(value for key, value in model.loss(inputs, samples).items()
                                                   if 'loss' in key), steps, amp, device)
-    return dict(cost, config=osp.relpath(config, ROOT), batch=batch, crop=(height, width), amp=amp, device=device,
+    return dict(cost, config=config_name(config), batch=batch, crop=(height, width), amp=amp, device=device,
                 threads=torch.get_num_threads(), **parameter_counts(model))
 
 
-def main() -> None:
-    run_task_benchmark(__file__, __doc__, batch=2, configs=(str(TINY_CONFIG), str(FULL_CONFIG)),
+def main(argv: Optional[List[str]] = None) -> None:
+    from mae_transfer.tools.benchmark import child_command
+    run_task_benchmark(child_command('seg'), __doc__, batch=2, configs=(TINY_CONFIG, FULL_CONFIG),
                        tiny_check=tiny_learning_check, full_step=full_step,
                        print_tiny=lambda result: print_before_after(result, width=7, digits=2),
-                       print_full=lambda result: print_step_cost(result, result['crop']))
-
-
-if __name__ == '__main__':
-    main()
+                       print_full=lambda result: print_step_cost(result, result['crop']), argv=argv)

@@ -1,0 +1,122 @@
+"""Transfer backbone benchmark: forward + backward of `MAEViT` (fp32, drop path 0.1 as in the recipes) in the
+downstream settings, each with and without activation checkpointing (`with_cp`):
+vitdet-global (1024 px, batch 1, global attention in every block, rel-pos), vitdet-window (1024 px, batch 1,
+window 14 + global blocks 2, 5, 8, 11 for ViT-B, rel-pos) and upernet (512 px, batch 2, out_indices 3, 5, 7, 11,
+global, cls token, no rel-pos); on request vitdet-global-abs (as vitdet-global without rel-pos).
+
+    python tools/benchmark.py backbone                       # ViT-B, the three settings, with_cp off and on
+    python tools/benchmark.py backbone --settings vitdet-window --cp off
+    python tools/benchmark.py backbone --arch tiny --img-size 64 --batch 1 --global-attn-indexes 1 --out-indices 1 3
+
+Each measurement runs in a fresh process so that its peak memory is its own (CPU: peak RSS; GPU: peak
+allocated). Numbers are printed, never asserted: machines are shared and noisy.
+"""
+import argparse
+import json
+from typing import List, Optional
+
+import torch
+
+from mae_transfer.tools.benchmark.pretrain import add_shared_arguments
+from mae_transfer.utils.benchmarking import (default_device, peak_memory_mib, print_profile, run_in_fresh_process,
+                                             time_training_steps)
+
+BACKBONE_SETTINGS = {
+    # img_size and batch of each setting; the attention layout follows the recipes (ViTDet / mmseg MAE)
+    'vitdet-global': dict(img_size=1024, batch=1, window_size=0, use_rel_pos=True, pyramid=False),
+    'vitdet-window': dict(img_size=1024, batch=1, window_size=14, use_rel_pos=True, pyramid=False),
+    'upernet': dict(img_size=512, batch=2, window_size=0, use_rel_pos=False, pyramid=True),
+    # not run by default: all-global ViTDet without rel-pos, to see what the rel-pos bias costs
+    'vitdet-global-abs': dict(img_size=1024, batch=1, window_size=0, use_rel_pos=False, pyramid=False),
+}
+DEFAULT_BACKBONE_SETTINGS = ['vitdet-global', 'vitdet-window', 'upernet']
+
+
+def vitdet_global_blocks(depth: int) -> List[int]:
+    """ViTDet's global blocks: the last of each quarter (B: 2, 5, 8, 11; L: 5, 11, 17, 23; H: 7, 15, 23, 31)."""
+    return [(k + 1) * depth // 4 - 1 for k in range(4)]
+
+
+def backbone_spec(setting: str, with_cp: bool, args: argparse.Namespace) -> dict:
+    """The MAEViT options and input of one measurement, from the setting and the command-line overrides."""
+    from mae_transfer.models import get_arch
+    base = BACKBONE_SETTINGS[setting]
+    depth = get_arch(args.arch).depth
+    img_size = args.img_size or base['img_size']
+    global_blocks = args.global_attn_indexes if args.global_attn_indexes is not None else vitdet_global_blocks(depth)
+    options = dict(arch=args.arch, img_size=224, drop_path_rate=args.drop_path, with_cp=with_cp,
+                   window_size=args.window_size if base['window_size'] else 0, use_rel_pos=base['use_rel_pos'],
+                   out_indices=list(args.out_indices) if base['pyramid'] else [-1], rel_pos_impl=args.rel_pos_impl)
+    if options['window_size']:
+        options['global_attn_indexes'] = list(global_blocks)
+    if options['use_rel_pos']:
+        options['rel_pos_img_size'] = img_size  # ViTDet sizes the global tables for the fine-tuning input
+    return dict(setting=setting, batch=args.batch or base['batch'], img_size=img_size, options=options)
+
+
+def measure_backbone(spec: dict, iters: int, warmup: int, threads: int, profile: bool) -> dict:
+    """Forward + backward of MAEViT on random images; times are medians, memory the process peak."""
+    from mae_transfer.models import MAEViT
+    if threads:
+        torch.set_num_threads(threads)
+    device = default_device()
+    torch.manual_seed(0)
+    model = MAEViT(**spec['options']).to(device).train()
+    imgs = torch.randn(spec['batch'], 3, spec['img_size'], spec['img_size'], device=device)
+
+    def steps(count: int) -> dict:
+        return time_training_steps(model, lambda: sum(out.float().square().mean() for out in model(imgs)), count,
+                                   device=device)
+
+    before_step_mem = steps(warmup)['before_step_mem_mib']
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    if profile:
+        print_profile(lambda: steps(1), device)
+    cost = steps(iters)
+    # the median step by its total time, split into its forward and backward parts
+    fwd, total = sorted(zip(cost['forward_s'], cost['step_s']), key=lambda pair: pair[1])[iters // 2]
+    return dict(spec, device=device, threads=torch.get_num_threads(), fwd_s=fwd, bwd_s=total - fwd, step_s=total,
+                peak_mem_mib=peak_memory_mib(device), before_step_mem_mib=before_step_mem,
+                params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    from mae_transfer.tools.benchmark import child_command
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shared_arguments(parser, 'images per step (per setting: 1, 1, 2)', 'input side (per setting)',
+                         'measured steps (1)', 'unmeasured steps first (0)')
+    parser.add_argument('--settings', nargs='+', choices=list(BACKBONE_SETTINGS), default=DEFAULT_BACKBONE_SETTINGS)
+    parser.add_argument('--cp', nargs='+', choices=['off', 'on'], default=['off', 'on'],
+                        help='activation checkpointing (with_cp) off and/or on')
+    parser.add_argument('--window-size', type=int, default=14)
+    parser.add_argument('--global-attn-indexes', type=int, nargs='*', default=None,
+                        help="vitdet-window's global blocks (default: the last block of each quarter)")
+    parser.add_argument('--out-indices', type=int, nargs='+', default=[3, 5, 7, 11], help="upernet's outputs")
+    parser.add_argument('--drop-path', type=float, default=0.1)
+    parser.add_argument('--rel-pos-impl', choices=['fold', 'mask'], default='fold')
+    parser.add_argument('--list', action='store_true', help='print the measurements as JSON, run nothing')
+    parser.add_argument('--single', default=None, help=argparse.SUPPRESS)  # the fresh child process: its spec
+    args = parser.parse_args(argv)
+    iters, warmup = args.iters or 1, 0 if args.warmup is None else args.warmup
+
+    if args.single is not None:
+        print(json.dumps(measure_backbone(json.loads(args.single), iters, warmup, args.threads, args.profile)))
+        return
+    # one fresh process per measurement, so that each peak RSS is its own
+    specs = [backbone_spec(setting, cp == 'on', args) for setting in args.settings for cp in args.cp]
+    if args.list:
+        for spec in specs:
+            print(json.dumps(spec))
+        return
+    print(f'MAEViT forward + backward, {args.arch}, fp32, drop path {args.drop_path}; median of {iters} '
+          f'steps after {warmup} warm-up; peak = peak RSS of a fresh process (GPU: peak allocated)')
+    print(f'{"setting":>14} {"batch":>5} {"px":>5} {"cp":>3} {"fwd s":>7} {"bwd s":>7} {"total s":>8} '
+          f'{"peak GB":>8} {"before GB":>9}  device')
+    for spec in specs:
+        command = [*child_command('backbone'), '--single', json.dumps(spec), '--iters', str(iters),
+                   '--warmup', str(warmup), '--threads', str(args.threads)]
+        r = run_in_fresh_process(command + (['--profile'] if args.profile else []), show_stderr=True)
+        print(f'{r["setting"]:>14} {r["batch"]:>5} {r["img_size"]:>5} {"on" if r["options"]["with_cp"] else "off":>3} '
+              f'{r["fwd_s"]:>7.2f} {r["bwd_s"]:>7.2f} {r["step_s"]:>8.2f} {r["peak_mem_mib"] / 1024:>8.2f} '
+              f'{r["before_step_mem_mib"] / 1024:>9.2f}  {r["device"]} ({r["threads"]} threads)', flush=True)

@@ -1,0 +1,70 @@
+"""Evaluate a trained checkpoint with the config's test dataloader and evaluator, and save the metrics.
+
+    python tools/test.py configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/det/iter_184375.pth
+    python tools/test.py CONFIG CHECKPOINT --cfg-options test_dataloader.dataset.data_root=data/my_coco/
+    bash tools/dist_test.sh CONFIG CHECKPOINT 8
+    mae-transfer test seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py work_dirs/seg/iter_200.pth
+
+CONFIG is a file, or a shipped config named by its path relative to configs/.
+
+Prints the task's metrics (COCO bbox/segm AP, mIoU/mAcc/aAcc, keypoint AP, top-1/top-5) and writes them to
+`<work_dir>/test_metrics.json` (or `--out`).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
+from mae_transfer.engine import prepare_cpu_distributed
+from mae_transfer.tools import load_config_or_exit
+from mae_transfer.utils.report import numeric_metrics
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file, or a shipped config relative to configs/')
+    parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
+    parser.add_argument('--work-dir', help='where logs and metrics go (default: work_dirs/<config name>)')
+    parser.add_argument('--out', help='metrics JSON file (default: <work_dir>/test_metrics.json)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config_or_exit(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
+        raise SystemExit(f'{args.config} defines no test_dataloader / test_evaluator: nothing to evaluate')
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    # The trained weights replace the whole model's; the backbone's pretrained init is for training only.
+    cfg.load_from, cfg.resume = args.checkpoint, False
+    prepare_cpu_distributed(cfg, args.launcher)
+
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if runner.rank == 0:
+        out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        with open(out, 'w') as f:
+            json.dump(numeric_metrics(metrics), f, indent=2)
+        print_log(f'metrics written to {out}', logger='current')
+
+
+if __name__ == '__main__':
+    main()

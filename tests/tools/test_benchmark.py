@@ -1,0 +1,65 @@
+"""`mae-transfer benchmark TASK`: one dispatcher over the task modules, each on the shared harness."""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mae_transfer.tools import benchmark
+from mae_transfer.tools.benchmark import backbone, seg
+from mae_transfer.utils.benchmarking import add_common_arguments, child_arguments
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_SEG = 'seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+
+
+@pytest.mark.parametrize('task', benchmark.TASKS)
+def test_every_task_has_its_options_and_examples(task, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main([task, '--help'])
+    assert exit_info.value.code == 0
+    assert f'python tools/benchmark.py {task}' in capsys.readouterr().out
+
+
+def test_unknown_task_is_refused_with_the_list():
+    with pytest.raises(SystemExit, match="unknown benchmark task 'dett'.*det, seg"):
+        benchmark.main(['dett'])
+
+
+def test_a_tasks_own_full_options_reach_the_child_process():
+    parser = argparse.ArgumentParser()
+    add_common_arguments(parser, batch=8, steps=2)
+    parser.add_argument('--img-size', type=int, default=224)
+    args = parser.parse_args(['full', '--img-size', '64'])
+    argv = child_arguments(benchmark.child_command('cls'), args, 'cls/x.py', dict(img_size=args.img_size, other=None))
+    assert argv[:4] == ['-m', 'mae_transfer.tools.benchmark', 'cls', 'full']
+    child = parser.parse_args(argv[3:])
+    assert (child.single, child.config, child.batch, child.steps, child.img_size) == (True, 'cls/x.py', 8, 2, 64)
+
+
+def test_benchmark_backbone_mode_on_tiny_settings():
+    args = argparse.Namespace(arch='base', img_size=None, batch=None, window_size=14, global_attn_indexes=None,
+                              out_indices=[3, 5, 7, 11], drop_path=0.1, rel_pos_impl='fold')
+    window = backbone.backbone_spec('vitdet-window', True, args)  # the full-size recipes, not run here
+    assert (window['img_size'], window['batch'], window['options']['window_size'], window['options']['with_cp'],
+            window['options']['global_attn_indexes']) == (1024, 1, 14, True, [2, 5, 8, 11])
+    upernet = backbone.backbone_spec('upernet', False, args)
+    assert (upernet['img_size'], upernet['batch'], upernet['options']['out_indices']) == (512, 2, [3, 5, 7, 11])
+    assert not upernet['options']['use_rel_pos'] and backbone.backbone_spec('vitdet-global', False, args)[
+        'options']['use_rel_pos']
+
+    result = subprocess.run([sys.executable, 'tools/benchmark.py', 'backbone', '--arch', 'tiny', '--img-size', '40',
+                             '--window-size', '2', '--global-attn-indexes', '1', '--settings', 'vitdet-window',
+                             '--cp', 'on'], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = result.stdout.strip().splitlines()[-1].split()
+    assert row[:4] == ['vitdet-window', '1', '40', 'on'] and float(row[6]) > 0 and float(row[7]) > 0
+
+
+def test_seg_full_step_measures_a_training_forward_backward():
+    result = seg.full_step(TINY_SEG, batch=2, steps=1)  # BN needs 2
+    assert result['config'] == TINY_SEG
+    assert result['crop'] == (128, 128) and len(result['step_s']) == 1 and result['step_s'][0] > 0
+    assert 1 < result['params_m'] < 10 and result['backbone_params_m'] < result['params_m']
+    assert result['peak_mem_mib'] >= result['before_step_mem_mib'] > 0
