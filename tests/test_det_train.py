@@ -75,13 +75,14 @@ def test_tiny_twin_trains_validates_and_tests_through_the_tools(trained, synthet
 
 
 def test_infer_images_draws_pictures(trained, synthetic_root, tmp_path):
-    from mae_transfer.apis.detect import infer_images, init_model, predict
+    from mae_transfer.apis import inference, init_model
+    from mae_transfer.apis.detect import infer_images
 
     cfg = Config.fromfile(str(TINY))
     assert config_task(cfg) == 'det'  # how tools/infer.py picks this helper
     images = [synthetic_root / 'val' / '000000.jpg', COCO_SAMPLE / 'val2017' / '000000040083.jpg']
     checkpoint = str(trained / f'iter_{ITERS}.pth')
-    predictions = predict(init_model(cfg, checkpoint), images)
+    predictions = inference(init_model(cfg, checkpoint), images)
     for prediction, path in zip(predictions, images):
         width, height = Image.open(path).size
         boxes = prediction.pred_instances.bboxes

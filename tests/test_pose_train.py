@@ -9,7 +9,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mae_transfer.apis.pose import estimate_pose, infer_images, init_pose_model, load_boxes
+from mae_transfer.apis import inference, init_model
+from mae_transfer.apis.pose import infer_images, load_boxes
 from mae_transfer.datasets import generate_pose_dataset
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
@@ -91,8 +92,8 @@ def test_infer_images_writes_pictures(trained, tmp_path):
                   dict(image_id=785, category_id=1, bbox=[0.0, 0.0, 50.0, 50.0], score=0.1)]
     chosen = load_boxes(detections, [str(REAL_IMAGE)], bbox_thr=0.3)[str(REAL_IMAGE)]
     assert chosen[0].shape == (1, 4) and chosen[1] == [0.9]
-    model = init_pose_model(trained['cfg'], str(trained['checkpoint']))
-    persons = estimate_pose(model, cv2.imread(str(REAL_IMAGE)), chosen[0], chosen[1])
+    model = init_model(trained['cfg'], str(trained['checkpoint']))
+    persons, = inference(model, [cv2.imread(str(REAL_IMAGE))], boxes=[chosen[0]], box_scores=[chosen[1]])
     assert len(persons) == 1 and persons[0]['keypoints'].shape == (17, 2)
     x1, y1, x2, y2 = persons[0]['bbox']
     assert (x1, y1, x2, y2) == pytest.approx((280.0, 44.0, 499.0, 391.0))

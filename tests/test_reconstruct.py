@@ -7,9 +7,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from mae_transfer.apis import load_images, reconstruct, reconstruction_grid
 from mae_transfer.datasets import generate_images
+from mae_transfer.datasets.image_folder import load_images
 from mae_transfer.models import mae_vit_tiny_patch16
+from mae_transfer.models.reconstruction import reconstruct
+from mae_transfer.visualization import reconstruction_grid
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'

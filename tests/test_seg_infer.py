@@ -10,8 +10,10 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from mae_transfer.apis.segment import draw_segmentation, infer_images, init_segmentor, segment_images
+from mae_transfer.apis import inference, init_model
+from mae_transfer.apis.segment import infer_images
 from mae_transfer.datasets.synthetic_ade import CLASSES, PALETTE
+from mae_transfer.visualization import draw_segmentation
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
@@ -20,7 +22,7 @@ TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthet
 @pytest.fixture(scope='module')
 def model():
     torch.manual_seed(0)
-    return init_segmentor(TINY_CONFIG)  # random weights: shapes and plumbing, not quality
+    return init_model(TINY_CONFIG)  # random weights: shapes and plumbing, not quality
 
 
 def _count_windows(model, monkeypatch):
@@ -49,7 +51,7 @@ def test_prediction_has_the_input_size_for_odd_sizes(model, mode, monkeypatch):
     for (height, width), windows in ODD_SIZES:
         image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)  # BGR, mmcv's convention
         calls.clear()
-        label_map = segment_images(model, [image], mode=mode)[0]
+        label_map = inference(model, [image], mode=mode)[0]
         assert label_map.shape == (height, width) and label_map.dtype == np.int64
         assert label_map.min() >= 0 and label_map.max() < len(CLASSES)
         network_inputs += calls
@@ -64,7 +66,7 @@ def test_prediction_has_the_input_size_for_odd_sizes(model, mode, monkeypatch):
 
 def test_slide_matches_whole_when_one_window_covers_the_image(model):
     image = np.random.default_rng(1).integers(0, 256, size=(96, 96, 3), dtype=np.uint8)  # resized to 128 x 128
-    whole, slide = segment_images(model, [image, image], mode='whole')[0], segment_images(model, [image], 'slide')[0]
+    whole, slide = inference(model, [image, image], mode='whole')[0], inference(model, [image], mode='slide')[0]
     np.testing.assert_array_equal(whole, slide)
 
 

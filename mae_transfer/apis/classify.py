@@ -1,8 +1,8 @@
-"""Classify image files with a trained `ViTClassifier` and draw each image with its top-5 classes and scores.
+"""Classify images with a trained `ViTClassifier`; `infer_images` draws each with its top-5 classes and scores.
 
-    from mmengine.config import Config
-    from mae_transfer.apis.classify import classify_images, infer_images
-    results = classify_images(Config.fromfile(CONFIG), CHECKPOINT, ['cat.jpg'])   # [(name, score), ...] per image
+    from mae_transfer.apis import init_model, inference
+    model = init_model(CONFIG, CHECKPOINT)
+    results = inference(model, ['cat.jpg'])   # [(name, score), ...] per image, best first
     infer_images(Config.fromfile(CONFIG), CHECKPOINT, ['cat.jpg'], 'work_dirs/infer')  # pictures
 
 Images are prepared with the config's evaluation transform (timm `create_transform`, resize + centre crop).
@@ -13,13 +13,16 @@ import copy
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..datasets.image_folder import load_rgb
+from ..visualization import draw_classification
 
 Prediction = List[Tuple[str, float]]
+ImageLike = Union[str, Path, np.ndarray, Image.Image]
 
 
 def _eval_dataset_cfg(cfg: Config) -> dict:
@@ -30,15 +33,24 @@ def _eval_dataset_cfg(cfg: Config) -> dict:
     return {}
 
 
-def load_classifier(cfg: Config, checkpoint: str, device: str = 'cpu') -> Tuple[torch.nn.Module, List[str]]:
-    """(model in eval mode with the checkpoint's weights, class names)."""
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None,
+               device: str = 'cpu') -> torch.nn.Module:
+    """The config's classifier in eval mode with the checkpoint's weights; `model.dataset_meta['classes']` holds
+    the class names and `model.cfg` the config.
+
+    Args:
+        config: the config the checkpoint was trained with (a path or a Config; not modified).
+        checkpoint: a trained checkpoint (mmengine format); None keeps the initialisation.
+        device: 'cpu' or 'cuda[:N]'.
+    """
     from mmengine.runner import load_checkpoint
 
     from ..utils.configs import build_model
-    cfg = copy.deepcopy(cfg)
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
     model = build_model(cfg)
-    loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    loaded = {} if checkpoint is None else load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                                                          logger='silent')
     model.to(device).eval()
     classes = list(((loaded.get('meta') or {}).get('dataset_meta') or {}).get('classes') or [])
     if not classes:
@@ -51,45 +63,41 @@ def load_classifier(cfg: Config, checkpoint: str, device: str = 'cpu') -> Tuple[
             classes = []
     if len(classes) != model.num_classes:
         classes = [f'class {index}' for index in range(model.num_classes)]
-    return model, classes
+    model.cfg = cfg
+    model.dataset_meta = dict(classes=classes)
+    return model
+
+
+def _as_rgb(image: ImageLike) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert('RGB')
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(np.ascontiguousarray(image[..., ::-1]))  # BGR (mmcv's convention) -> RGB
+    return load_rgb(Path(image))
 
 
 @torch.no_grad()
-def classify_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, Path]], device: str = 'cpu',
-                    topk: int = 5, model: Optional[torch.nn.Module] = None,
-                    classes: Optional[Sequence[str]] = None) -> List[Prediction]:
-    """Top-k (class name, probability) of each image, best first."""
+def inference(model: torch.nn.Module, images: Sequence[ImageLike], topk: int = 5) -> List[Prediction]:
+    """Top-k (class name, probability) of each image, best first.
+
+    Args:
+        model: from `init_model`.
+        images: image files, BGR uint8 arrays [H, W, 3] (mmcv's convention) or PIL images.
+        topk: how many classes per image.
+    """
     from timm.data import create_transform
 
     from ..datasets.class_folder import DEFAULT_EVAL_TRANSFORM
-    if model is None:
-        model, classes = load_classifier(cfg, checkpoint, device)
-    transform = create_transform(**dict(_eval_dataset_cfg(cfg).get('transform') or DEFAULT_EVAL_TRANSFORM))
+    classes = model.dataset_meta['classes']
+    device = next(model.parameters()).device
+    transform = create_transform(**dict(_eval_dataset_cfg(model.cfg).get('transform') or DEFAULT_EVAL_TRANSFORM))
     results = []
-    for path in image_paths:
-        inputs = transform(load_rgb(Path(path)))[None].to(device)  # [1, 3, H, W]
+    for image in images:
+        inputs = transform(_as_rgb(image))[None].to(device)  # [1, 3, H, W]
         scores = model(inputs, mode='tensor').float().softmax(dim=-1)[0]  # [C]
         top = scores.topk(min(topk, scores.numel()))
         results.append([(classes[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())])
     return results
-
-
-def draw_prediction(image: Image.Image, prediction: Prediction, max_side: int = 384) -> Image.Image:
-    """The image (longer side at most `max_side`) above a panel listing the classes with score bars."""
-    scale = min(max_side / max(image.size), max(1.0, 256 / max(image.size)))  # small images enlarged to 256
-    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
-    width = max(image.width, 260)
-    line = 18
-    canvas = Image.new('RGB', (width, image.height + line * len(prediction) + 8), 'white')
-    canvas.paste(image, ((width - image.width) // 2, 0))
-    draw = ImageDraw.Draw(canvas)
-    bar_left, bar_width = width // 2, width // 2 - 8
-    for rank, (name, score) in enumerate(prediction):
-        top = image.height + 4 + rank * line
-        draw.rectangle([bar_left, top + 3, bar_left + max(1, round(bar_width * score)), top + line - 3],
-                       fill=(70, 130, 180) if rank else (220, 80, 40))
-        draw.text((4, top + 2), f'{rank + 1}. {name[:28]}  {100 * score:.1f}%', fill='black')
-    return canvas
 
 
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
@@ -104,18 +112,16 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
         device: 'cpu' or 'cuda[:N]'.
         **options: `topk` (default 5); the other tools' options (score_thr, boxes) do not apply and are ignored.
     """
-    topk = int(options.get('topk', 5))
-    model, classes = load_classifier(cfg, checkpoint, device)
-    predictions = classify_images(cfg, checkpoint, image_paths, device=device, topk=topk, model=model,
-                                  classes=classes)
+    model = init_model(cfg, checkpoint, device)
+    predictions = inference(model, image_paths, topk=int(options.get('topk', 5)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path, prediction in zip(image_paths, predictions):
         target = out / f'{Path(path).stem}.png'
-        draw_prediction(load_rgb(Path(path)), prediction).save(target)
+        draw_classification(load_rgb(Path(path)), prediction).save(target)
         written.append(target)
     return written
 
 
-__all__ = ['classify_images', 'draw_prediction', 'infer_images', 'load_classifier']
+__all__ = ['infer_images', 'inference', 'init_model']

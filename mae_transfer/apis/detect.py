@@ -1,73 +1,72 @@
 """Detection / instance segmentation inference: a config + checkpoint -> predictions and pictures.
 
-    from mae_transfer.apis.detect import infer_images
-    infer_images(Config.fromfile('configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'), 'work_dirs/det/iter_300.pth',
-                 ['a.jpg', 'b.jpg'], 'work_dirs/infer')
+    from mae_transfer.apis import init_model, inference
+    model = init_model('configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py', 'iter_600.pth')
+    predictions = inference(model, ['a.jpg', 'b.jpg'])   # DetDataSample per image
 
 The model is built and loaded by mmdet's `init_detector` (class names from the checkpoint's `dataset_meta`, else
 from the config's test dataset); images go through the config's test pipeline without its annotation loading,
-and mmdet's `DetLocalVisualizer` draws boxes, masks, class names and scores. mmdet is imported inside the
-functions, so importing `mae_transfer.apis` stays light.
+and `mae_transfer.visualization.draw_detections` (mmdet's `DetLocalVisualizer`) draws boxes, masks, class names
+and scores. mmdet is imported inside the functions, so importing `mae_transfer.apis` stays light.
 """
 import copy
-import itertools
 from pathlib import Path
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
-_visualizer_ids = itertools.count()
+from ..visualization import draw_detections
+
+ImageLike = Union[str, Path, np.ndarray]
 
 
-def init_model(cfg: Union[str, Path, Config], checkpoint: str, device: str = 'cpu') -> nn.Module:
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
     """A detector in eval mode with the trained weights of `checkpoint` (the backbone's pretrained init is skipped).
 
     Args:
-        cfg: the config the checkpoint was trained with (a path or a Config; not modified).
-        checkpoint: a checkpoint written by tools/train.py (mmengine format).
+        config: the config the checkpoint was trained with (a path or a Config; not modified).
+        checkpoint: a checkpoint written by tools/train.py (mmengine format); None keeps the initialisation.
         device: 'cpu' or 'cuda[:N]'.
     """
     from mmdet.apis import init_detector
 
-    cfg = Config.fromfile(str(cfg)) if not isinstance(cfg, Config) else copy.deepcopy(cfg)
+    cfg = Config.fromfile(str(config)) if not isinstance(config, Config) else copy.deepcopy(config)
     if cfg.get('default_scope') != 'mmdet':
         raise ValueError(f'not a detection config (default_scope={cfg.get("default_scope")!r}, expected mmdet)')
     cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
     return init_detector(cfg, checkpoint, device=device)
 
 
-def image_pipeline(cfg: Config) -> Any:
-    """The config's test pipeline without `LoadAnnotations` (images only), as an mmcv Compose."""
+def image_pipeline(cfg: Config, from_array: bool = False) -> Any:
+    """The config's test pipeline without `LoadAnnotations` (images only), as an mmcv Compose; its first step
+    reads arrays instead of files when `from_array`."""
     from mmcv.transforms import Compose
     from mmdet.utils import get_test_pipeline_cfg
 
     steps = [step for step in copy.deepcopy(get_test_pipeline_cfg(cfg))
              if str(step['type']).split('.')[-1] != 'LoadAnnotations']
+    if from_array:
+        steps[0] = dict(type='mmdet.LoadImageFromNDArray')
     return Compose(steps)
 
 
-def predict(model: nn.Module, image_paths: Sequence[Union[str, Path]]) -> list:
-    """DetDataSample predictions (`pred_instances`: bboxes in image pixels, labels, scores, masks) per image."""
+def inference(model: nn.Module, images: Sequence[ImageLike]) -> list:
+    """DetDataSample predictions (`pred_instances`: bboxes in image pixels, labels, scores, masks) per image.
+
+    Args:
+        model: from `init_model`.
+        images: image files, or BGR uint8 arrays [H, W, 3] (mmcv's convention).
+    """
     from mmdet.apis import inference_detector
 
-    return inference_detector(model, [str(path) for path in image_paths], test_pipeline=image_pipeline(model.cfg))
-
-
-def draw_prediction(image_rgb: np.ndarray, prediction: Any, classes: Sequence[str], out_file: Union[str, Path],
-                    score_thr: float = 0.3) -> Path:
-    """Draw the instances scoring at least `score_thr` (box, mask, 'class: score') and write `out_file`."""
-    from mmdet.visualization import DetLocalVisualizer
-
-    visualizer = DetLocalVisualizer(name=f'mae_transfer_detect_{next(_visualizer_ids)}')
-    visualizer.dataset_meta = dict(classes=tuple(classes))
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    visualizer.add_datasample(out_file.stem, image_rgb, data_sample=prediction, draw_gt=False, show=False,
-                              out_file=str(out_file), pred_score_thr=score_thr)
-    return out_file
+    from_array = [isinstance(image, np.ndarray) for image in images]
+    if any(from_array) and not all(from_array):
+        raise ValueError('pass either image files or arrays, not both in one call')
+    images = [image if isinstance(image, np.ndarray) else str(image) for image in images]
+    return inference_detector(model, images, test_pipeline=image_pipeline(model.cfg, from_array=any(from_array)))
 
 
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
@@ -94,11 +93,11 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
     model = init_model(cfg, checkpoint, device=device)
     classes = model.dataset_meta['classes']
     written = []
-    for path, prediction in zip(image_paths, predict(model, image_paths)):
+    for path, prediction in zip(image_paths, inference(model, image_paths)):
         image = mmcv.imread(str(path), channel_order='rgb')  # [H, W, 3] uint8
-        written.append(draw_prediction(image, prediction, classes, Path(out_dir) / f'{Path(path).stem}.jpg',
+        written.append(draw_detections(image, prediction, classes, Path(out_dir) / f'{Path(path).stem}.jpg',
                                        score_thr=score_thr))
     return written
 
 
-__all__ = ['draw_prediction', 'image_pipeline', 'infer_images', 'init_model', 'predict']
+__all__ = ['image_pipeline', 'infer_images', 'inference', 'init_model']

@@ -1,8 +1,9 @@
-"""Pose inference: run a trained top-down model on images (with person boxes, or the whole image) and draw it.
+"""Pose inference: run a trained top-down model on images (with person boxes, or the whole image).
 
-    from mae_transfer.apis.pose import init_pose_model, estimate_pose, draw_pose
-    model = init_pose_model(cfg, 'work_dirs/pose/iter_300.pth')
-    persons = estimate_pose(model, image_bgr, boxes_xywh)     # list of dicts: keypoints [K, 2], keypoint_scores [K]
+    from mae_transfer.apis import init_model, inference
+    from mae_transfer.visualization import draw_pose
+    model = init_model(cfg, 'work_dirs/pose/iter_300.pth')
+    persons, = inference(model, [image_bgr], boxes=[boxes_xywh])  # per image: dicts with keypoints [K, 2], ...
     picture = draw_pose(image_bgr, persons, score_thr=0.3)
 
 `infer_images` is what `tools/infer.py` calls for pose configs. Boxes come from a JSON file: COCO results
@@ -22,17 +23,18 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
-from ..codecs.coco_keypoints import COCO_FLIP_INDICES, COCO_SKELETON
+from ..codecs.coco_keypoints import COCO_FLIP_INDICES
+from ..visualization import draw_pose
 
-LEFT, RIGHT, CENTRE = (0, 140, 255), (255, 120, 0), (60, 200, 60)  # BGR limb colours
+ImageLike = Union[str, Path, np.ndarray]
+Boxes = Optional[np.ndarray]
 
 
-def init_pose_model(cfg: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu'):
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu'):
     """Build the config's TopdownPoseEstimator, load `checkpoint` (whole model), eval mode on `device`."""
     from ..utils.configs import build_model
 
-    cfg = Config.fromfile(cfg) if isinstance(cfg, str) else cfg
-    cfg = cfg.copy()
+    cfg = config.copy() if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None  # the trained checkpoint holds every weight
     model = build_model(cfg)
     if checkpoint:
@@ -49,13 +51,44 @@ def _test_pipeline(cfg: Config) -> Compose:
         return Compose(steps)
 
 
+def inference(model, images: Sequence[ImageLike], boxes: Optional[Sequence[Boxes]] = None,
+              box_scores: Optional[Sequence[Optional[Sequence[float]]]] = None,
+              batch_size: int = 16) -> List[List[Dict]]:
+    """Keypoints of each person in each image.
+
+    Args:
+        model: from `init_model` (needs `model.cfg`).
+        images: image files, or BGR uint8 arrays [H, W, 3] (mmcv's convention).
+        boxes: one entry per image: [N, 4] person boxes (x, y, w, h), or None for the whole image
+            (`load_boxes` reads them from a detector's results); the whole image everywhere when left out.
+        box_scores: one entry per image: [N] box scores (1 when left out).
+        batch_size: crops per forward pass.
+
+    Returns:
+        per image, one dict per box (see `_estimate`).
+    """
+    boxes = [None] * len(images) if boxes is None else list(boxes)
+    box_scores = [None] * len(images) if box_scores is None else list(box_scores)
+    if not len(boxes) == len(box_scores) == len(images):
+        raise ValueError(f'{len(images)} images need one entry each in boxes ({len(boxes)}) and box_scores '
+                         f'({len(box_scores)})')
+    results = []
+    for image, image_boxes, scores in zip(images, boxes, box_scores):
+        if not isinstance(image, np.ndarray):
+            path, image = image, cv2.imread(str(image), cv2.IMREAD_COLOR)
+            if image is None:
+                raise FileNotFoundError(f'cannot read image {path}')
+        results.append(_estimate(model, image, image_boxes, scores, batch_size))
+    return results
+
+
 @torch.no_grad()
-def estimate_pose(model, image: np.ndarray, boxes: Optional[np.ndarray] = None,
-                  box_scores: Optional[Sequence[float]] = None, batch_size: int = 16) -> List[Dict]:
+def _estimate(model, image: np.ndarray, boxes: Optional[np.ndarray] = None,
+              box_scores: Optional[Sequence[float]] = None, batch_size: int = 16) -> List[Dict]:
     """Keypoints of each person box in a BGR image.
 
     Args:
-        model: from `init_pose_model` (needs `model.cfg`).
+        model: from `init_model` (needs `model.cfg`).
         image: [H, W, 3] uint8 BGR.
         boxes: [N, 4] person boxes (x, y, w, h); the whole image when None or empty.
         box_scores: [N] box scores (1 when left out).
@@ -84,55 +117,6 @@ def estimate_pose(model, image: np.ndarray, boxes: Optional[np.ndarray] = None,
                                 bbox=np.asarray(sample.bbox), bbox_score=float(sample.bbox_score),
                                 score=float(sample.bbox_score) * float(scores.mean())))
     return persons
-
-
-def _side(joint: int, flip_indices: Sequence[int]) -> str:
-    """'C' for unpaired joints, else 'L' / 'R' (COCO order: left joints have odd indices)."""
-    if flip_indices[joint] == joint:
-        return 'C'
-    return 'L' if joint % 2 == 1 else 'R'
-
-
-def _confidence_colour(score: float) -> Tuple[int, int, int]:
-    """Red (0) -> yellow -> green (1), BGR."""
-    s = float(np.clip(score, 0, 1))
-    return (0, int(255 * min(1, 2 * s)), int(255 * min(1, 2 * (1 - s))))
-
-
-def draw_pose(image: np.ndarray, persons: Sequence[Dict], score_thr: float = 0.3,
-              skeleton: Sequence[Tuple[int, int]] = COCO_SKELETON, flip_indices: Sequence[int] = COCO_FLIP_INDICES,
-              show_scores: bool = True) -> np.ndarray:
-    """Skeletons on a copy of a BGR image: limbs (left orange, right blue) between keypoints scoring >= score_thr,
-    keypoints coloured by confidence (red 0 -> green 1) with the value written next to them, boxes with the
-    person score."""
-    canvas = image.copy()
-    side = max(image.shape[:2])
-    thickness = max(1, side // 250)
-    radius = max(2, side // 150)
-    font = max(0.3, side / 1600)
-    for person in persons:
-        keypoints, scores = person['keypoints'], person['keypoint_scores']
-        if 'bbox' in person:
-            x1, y1, x2, y2 = (int(round(v)) for v in person['bbox'])
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), (200, 200, 200), 1)
-            cv2.putText(canvas, f"{person.get('score', 0):.2f}", (x1 + 2, y1 + int(14 * font / 0.4)),
-                        cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
-        for a, b in skeleton:
-            if scores[a] < score_thr or scores[b] < score_thr:
-                continue
-            sides = {_side(a, flip_indices), _side(b, flip_indices)}
-            colour = LEFT if sides == {'L'} else RIGHT if sides == {'R'} else CENTRE
-            cv2.line(canvas, tuple(int(round(v)) for v in keypoints[a]), tuple(int(round(v)) for v in keypoints[b]),
-                     colour, thickness, cv2.LINE_AA)
-        for (x, y), score in zip(keypoints, scores):
-            if score < score_thr:
-                continue
-            centre = (int(round(x)), int(round(y)))
-            cv2.circle(canvas, centre, radius, _confidence_colour(score), -1, cv2.LINE_AA)
-            if show_scores:
-                cv2.putText(canvas, f'{score:.2f}', (centre[0] + radius + 1, centre[1]), cv2.FONT_HERSHEY_SIMPLEX,
-                            font * 0.8, _confidence_colour(score), 1, cv2.LINE_AA)
-    return canvas
 
 
 def load_boxes(boxes: Union[str, Dict, List, None], image_paths: Sequence[str],
@@ -183,7 +167,7 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
     from ..evaluation.coco_keypoint_metric import oks_nms
 
     score_thr = 0.3 if score_thr is None else score_thr
-    model = init_pose_model(cfg, checkpoint, device)
+    model = init_model(cfg, checkpoint, device)
     box_map = load_boxes(boxes, image_paths, bbox_thr)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +177,7 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
         if image is None:
             raise FileNotFoundError(f'cannot read image {path}')
         person_boxes, person_scores = box_map.get(path, (None, None))
-        persons = estimate_pose(model, image, person_boxes, person_scores)
+        persons = _estimate(model, image, person_boxes, person_scores)
         if len(persons) > 1:
             keypoints = np.stack([np.concatenate([p['keypoints'], p['keypoint_scores'][:, None]], 1) for p in persons])
             areas = np.array([(p['bbox'][2] - p['bbox'][0]) * (p['bbox'][3] - p['bbox'][1]) for p in persons])
@@ -205,4 +189,4 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
     return written
 
 
-__all__ = ['draw_pose', 'estimate_pose', 'infer_images', 'init_pose_model', 'load_boxes']
+__all__ = ['infer_images', 'inference', 'init_model', 'load_boxes']

@@ -1,95 +1,94 @@
-"""Reconstruction pictures the way the MAE paper shows them: masked | reconstruction | original.
+"""MAE reconstructions of images: a pretraining config + checkpoint -> masked | reconstruction | original.
 
-The reconstruction row pastes the visible patches back, so only the removed patches show the model's output.
-A model trained with norm_pix_loss predicts each patch normalised by its own mean and std; those are taken
-from the original image's patch to bring the prediction back to pixels.
+    from mae_transfer.apis import init_model, inference
+    from mae_transfer.visualization import reconstruction_grid
+    model = init_model('configs/pretrain/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py', 'mae.pth')
+    result = inference(model, ['a.jpg', 'b.jpg'], mask_ratio=0.75, seed=0)
+    reconstruction_grid(result, 'mae.pth').save('reconstruction.png')
+
+Unlike the other tasks, the result is one dict for the whole batch (the model masks and reconstructs a batch,
+and the grid draws it as one picture); see `mae_transfer.models.reconstruction.reconstruct`.
 """
+import copy
+import logging
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
-from torchvision.transforms import v2 as T
+from mmengine.config import Config
+from mmengine.logging import print_log
+from torch import nn
 
-from ..datasets.image_folder import load_rgb
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-ROW_TITLES = ('masked', 'reconstruction + visible', 'original')
-
-
-def load_images(paths: Sequence[Union[str, Path]], img_size: Union[int, Tuple[int, int]],
-                mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """Load images as a normalised batch [N, 3, H, W]: shorter side resized, then centre-cropped to img_size."""
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-    transform = T.Compose([
-        T.PILToTensor(),
-        T.Resize(min(size), interpolation=T.InterpolationMode.BICUBIC, antialias=True),
-        T.CenterCrop(size),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(mean, std),
-    ])
-    return torch.stack([transform(load_rgb(Path(path))) for path in paths])
+from ..datasets.image_folder import load_images
+from ..models.reconstruction import reconstruct
+from ..visualization import reconstruction_grid
 
 
-@torch.no_grad()
-def reconstruct(model: torch.nn.Module, imgs: torch.Tensor, mask_ratio: float = 0.75,
-                noise: Optional[torch.Tensor] = None, mean: Sequence[float] = IMAGENET_MEAN,
-                std: Sequence[float] = IMAGENET_STD) -> Dict[str, torch.Tensor]:
-    """Run `model` (a MaskedAutoencoderViT) on normalised `imgs` [N, 3, H, W] and return pixel images in [0, 1].
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
+    """The config's MAEPretrainer in eval mode, its MAE loaded from `checkpoint` (ours or an official file).
 
-    Returns a dict of [N, 3, H, W] tensors: 'masked' (removed patches grey), 'reconstruction' (prediction in
-    the removed patches, the original in the visible ones), 'prediction' (raw prediction everywhere) and
-    'original'; plus 'mask' [N, L] (1 = removed) and the loss.
+    Args:
+        config: a pretraining config (architecture, image size, normalisation).
+        checkpoint: ours (mmengine, keys prefixed `mae.`) or an official MAE file with its decoder; an
+            encoder-only file leaves the decoder untrained (a warning says so). None keeps the initialisation.
+        device: 'cpu' or 'cuda[:N]'.
     """
-    was_training = model.training
-    model.eval()
-    loss, pred, mask = model(imgs, mask_ratio=mask_ratio, noise=noise)  # pred: [N, L, p*p*3], mask: [N, L]
-    model.train(was_training)
-    grid_hw = (imgs.shape[2] // model.patch_size, imgs.shape[3] // model.patch_size)
-    target = model.patchify(imgs)  # [N, L, p*p*3]
-    if model.norm_pix_loss:
-        patch_mean = target.mean(dim=-1, keepdim=True)
-        patch_var = target.var(dim=-1, keepdim=True)
-        pred = pred * (patch_var + 1.e-6) ** 0.5 + patch_mean
-    removed = mask.unsqueeze(-1)  # [N, L, 1]
-    pasted = target * (1 - removed) + pred * removed
-    masked = target * (1 - removed)
+    from ..checkpoint import load_weights
+    from ..utils.configs import build_model
 
-    mean_t = torch.tensor(mean, device=imgs.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=imgs.device).view(1, 3, 1, 1)
-
-    def to_pixels(patches: torch.Tensor) -> torch.Tensor:
-        images = model.unpatchify(patches, grid_hw)  # [N, 3, H, W], normalised
-        return (images * std_t + mean_t).clamp(0, 1)
-
-    removed_pixels = _patch_mask_to_pixels(mask, model.patch_size, grid_hw)  # [N, 1, H, W]
-    masked_pixels = to_pixels(masked) * (1 - removed_pixels) + 0.5 * removed_pixels  # removed patches: grey
-    return dict(masked=masked_pixels, reconstruction=to_pixels(pasted), prediction=to_pixels(pred),
-                original=(imgs * std_t + mean_t).clamp(0, 1), mask=mask, loss=loss)
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
+    cfg.model.init_cfg = None  # the checkpoint is loaded below
+    model = build_model(cfg)
+    if checkpoint is not None and load_weights(model.mae, checkpoint).encoder_only:
+        print_log('the checkpoint has no decoder; reconstructions show an untrained decoder', logger='current',
+                  level=logging.WARNING)
+    model.cfg = cfg
+    return model.to(device).eval()
 
 
-def _patch_mask_to_pixels(mask: torch.Tensor, patch_size: int, grid_hw) -> torch.Tensor:
-    """[N, L] patch mask -> [N, 1, H, W] pixel mask."""
-    n = mask.shape[0]
-    mask = mask.view(n, 1, grid_hw[0], grid_hw[1])  # [N, 1, h, w]
-    return mask.repeat_interleave(patch_size, dim=2).repeat_interleave(patch_size, dim=3)  # [N, 1, H, W]
+def inference(model: nn.Module, images: Union[Sequence[Union[str, Path]], torch.Tensor],
+              mask_ratio: Optional[float] = None, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """Mask and reconstruct a batch of images (pixel images in [0, 1], see `reconstruct`).
+
+    Args:
+        model: from `init_model` (a MAEPretrainer).
+        images: image files (resized and centre-cropped to the model's size), or a normalised batch [N, 3, H, W].
+        mask_ratio: fraction of patches removed; the model's training ratio when left out.
+        seed: seed of the random mask.
+    """
+    mean, std = model.pixel_mean, model.pixel_std
+    device = next(model.parameters()).device
+    if not isinstance(images, torch.Tensor):
+        images = load_images(images, model.mae.patch_embed.img_size, mean, std)
+    noise = torch.rand(len(images), model.mae.num_patches, generator=torch.Generator().manual_seed(seed))
+    ratio = model.mask_ratio if mask_ratio is None else mask_ratio
+    return reconstruct(model.mae, images.to(device), ratio, noise.to(device), mean, std)
 
 
-def reconstruction_grid(result: Dict[str, torch.Tensor], title: str = '', pad: int = 4) -> Image.Image:
-    """One picture: a column per image, rows masked | reconstruction + visible | original, with labels."""
-    rows = [result['masked'], result['reconstruction'], result['original']]
-    n, _, h, w = rows[0].shape
-    label_w, title_h = 150, (18 if title else 0)
-    canvas = Image.new('RGB', (label_w + n * (w + pad) + pad, title_h + 3 * (h + pad) + pad), 'white')
-    draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((pad, 3), title, fill='black')
-    for r, (row, name) in enumerate(zip(rows, ROW_TITLES)):
-        top = title_h + pad + r * (h + pad)
-        draw.text((pad, top + h // 2 - 6), name, fill='black')
-        for c in range(n):
-            pixels = (row[c].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)  # [H, W, 3]
-            canvas.paste(Image.fromarray(pixels), (label_w + pad + c * (w + pad), top))
-    return canvas
+def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
+                 mask_ratio: Optional[float] = None, seed: int = 0, **options: Any) -> List[Path]:
+    """Write one reconstruction picture per image (`<out_dir>/<stem>.png`, one column of the grid).
+
+    Args:
+        cfg: the pretraining config.
+        checkpoint: ours or an official MAE file (see `init_model`).
+        image_paths: image files.
+        out_dir: output folder (created).
+        device: 'cpu' or 'cuda[:N]'.
+        mask_ratio: fraction of patches removed; the model's training ratio when left out.
+        seed: seed of the random mask.
+        **options: other tasks' options (score_thr, boxes), ignored.
+    """
+    model = init_model(cfg, checkpoint, device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in image_paths:
+        result = inference(model, [path], mask_ratio, seed)
+        target = out / f'{Path(path).stem}.png'
+        reconstruction_grid(result, f'loss {float(result["loss"]):.4f}').save(target)
+        written.append(target)
+    return written
+
+
+__all__ = ['infer_images', 'inference', 'init_model']

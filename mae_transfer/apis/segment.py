@@ -1,7 +1,9 @@
 """Semantic segmentation inference: load an mmseg segmentor, predict label maps, draw overlays with a legend.
 
-    model = init_segmentor('configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py', 'iter_160000.pth')
-    label_maps = segment_images(model, ['street.jpg'], mode='slide')   # [H, W] class indices, input size
+    from mae_transfer.apis import init_model, inference
+    from mae_transfer.visualization import draw_segmentation
+    model = init_model('configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py', 'iter_160000.pth')
+    label_maps = inference(model, ['street.jpg'], mode='slide')   # [H, W] class indices, input size
     draw_segmentation(image, label_maps[0], model.dataset_meta['classes'], model.dataset_meta['palette'])
 
 `tools/infer.py` calls `infer_images` for every config under default scope 'mmseg'. mmseg is imported inside
@@ -14,8 +16,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import print_log
-from PIL import Image, ImageDraw, ImageFont
 from torch import nn
+
+from ..visualization import draw_segmentation, random_palette
 
 ImageLike = Union[str, Path, np.ndarray]
 MODES = ('whole', 'slide')
@@ -45,13 +48,12 @@ def _dataset_meta(cfg: Config, checkpoint_meta: Optional[dict], num_classes: int
     classes = list(meta.get('classes') or [f'class {i}' for i in range(num_classes)])
     palette = meta.get('palette')
     if not palette or len(palette) < len(classes):
-        rng = np.random.default_rng(42)
-        palette = [list(map(int, colour)) for colour in rng.integers(0, 256, size=(len(classes), 3))]
+        palette = random_palette(len(classes))
     return dict(classes=classes, palette=[list(map(int, colour)) for colour in palette])
 
 
-def init_segmentor(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-                   mode: Optional[str] = None) -> nn.Module:
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+               mode: Optional[str] = None) -> nn.Module:
     """Build a config's segmentor in eval mode and load a trained checkpoint (weights only, safely).
 
     Args:
@@ -109,11 +111,11 @@ def _test_pipeline(cfg: Config, from_array: bool):
         return Compose(pipeline)
 
 
-def segment_images(model: nn.Module, images: Sequence[ImageLike], mode: Optional[str] = None) -> List[np.ndarray]:
+def inference(model: nn.Module, images: Sequence[ImageLike], mode: Optional[str] = None) -> List[np.ndarray]:
     """Predict one label map per image, at the image's own size.
 
     Args:
-        model: from `init_segmentor`.
+        model: from `init_model`.
         images: file paths, or BGR uint8 arrays [H, W, 3] (mmcv's convention).
         mode: 'whole' or 'slide' for this call; the model's current mode when left out.
 
@@ -141,61 +143,6 @@ def segment_images(model: nn.Module, images: Sequence[ImageLike], mode: Optional
     return label_maps
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def draw_segmentation(image: np.ndarray, label_map: np.ndarray, classes: Sequence[str],
-                      palette: Sequence[Sequence[int]], alpha: float = 0.5,
-                      ignore_index: int = 255) -> Image.Image:
-    """The image with each class blended in its colour, and a legend of the classes found (largest first).
-
-    Args:
-        image: RGB uint8 [H, W, 3].
-        label_map: class indices [H, W] (`ignore_index` pixels stay uncoloured).
-        classes: class names, indexed by label.
-        palette: RGB colour per class.
-        alpha: weight of the class colour in the overlay.
-        ignore_index: label drawn without colour.
-
-    Returns:
-        RGB picture: overlay on the left, legend (colour, name, share of pixels) on the right.
-    """
-    if image.shape[:2] != label_map.shape:
-        raise ValueError(f'image {image.shape[:2]} and label map {label_map.shape} differ in size')
-    colours = np.zeros((max(len(classes), 1) + 1, 3), dtype=np.float32)  # last row: ignored / unknown
-    colours[:len(palette)] = np.asarray(palette, dtype=np.float32)[:len(colours) - 1]
-    valid = (label_map >= 0) & (label_map < len(classes)) & (label_map != ignore_index)
-    index = np.where(valid, label_map, len(colours) - 1)  # [H, W]
-    blended = image.astype(np.float32) * (1 - alpha) + colours[index] * alpha  # [H, W, 3]
-    overlay = np.where(valid[..., None], blended, image.astype(np.float32)).round().clip(0, 255).astype(np.uint8)
-
-    found, counts = np.unique(label_map[valid], return_counts=True)
-    order = np.argsort(-counts)
-    height, width = label_map.shape
-    font_size = int(np.clip(height / 24, 11, 22))
-    font, row, swatch = _font(font_size), font_size + 8, font_size
-    entries = [(int(found[i]), f'{classes[int(found[i])]}  {100 * counts[i] / label_map.size:.1f}%') for i in order]
-    if not entries:
-        entries = [(-1, 'no class found')]
-    text_width = max(int(ImageDraw.Draw(Image.new('RGB', (1, 1))).textlength(text, font=font))
-                     for _, text in entries)
-    legend_width = swatch + text_width + 3 * 8
-    canvas = Image.new('RGB', (width + legend_width, max(height, row * len(entries) + 8)), (255, 255, 255))
-    canvas.paste(Image.fromarray(overlay), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for position, (label, text) in enumerate(entries):
-        top = 8 + position * row
-        if label >= 0:
-            fill = tuple(int(c) for c in colours[label])
-            draw.rectangle([width + 8, top, width + 8 + swatch, top + swatch], fill=fill, outline=(0, 0, 0))
-        draw.text((width + 16 + swatch, top), text, fill=(0, 0, 0), font=font)
-    return canvas
-
-
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, Path]], out_dir: Union[str, Path],
                  device: str = 'cpu', mode: Optional[str] = None, alpha: float = 0.5,
                  **options: Any) -> List[Path]:
@@ -219,13 +166,13 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, 
     unused = sorted(key for key, value in options.items() if value is not None)
     if unused:
         print_log(f'segmentation ignores {unused}', logger='current')
-    model = init_segmentor(cfg, checkpoint, device=device, mode=mode)
+    model = init_model(cfg, checkpoint, device=device, mode=mode)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = model.dataset_meta
     written = []
     for path in image_paths:
-        label_map = segment_images(model, [path])[0]
+        label_map = inference(model, [path])[0]
         image = mmcv.imread(str(path), channel_order='rgb')  # the decoder the pipeline uses
         out = out_dir / f'{Path(path).stem}.png'
         draw_segmentation(image, label_map, meta['classes'], meta['palette'], alpha=alpha).save(out)
@@ -233,4 +180,4 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, 
     return written
 
 
-__all__ = ['draw_segmentation', 'infer_images', 'init_segmentor', 'segment_images', 'set_inference_mode']
+__all__ = ['infer_images', 'inference', 'init_model', 'set_inference_mode']

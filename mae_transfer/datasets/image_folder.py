@@ -13,6 +13,7 @@ from typing import Dict, List, Sequence, Set, Tuple, Union
 import torch
 from mmengine.logging import print_log
 from PIL import Image, UnidentifiedImageError
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import Dataset
 from torchvision.transforms import v2 as T
 
@@ -38,6 +39,28 @@ def load_rgb(path: Path) -> Image.Image:
     with Image.open(path) as image:
         image.load()
         return image.convert('RGB')
+
+
+def load_images(paths: Sequence[Union[str, Path]], img_size: Union[int, Tuple[int, int]],
+                mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+                std: Sequence[float] = IMAGENET_DEFAULT_STD) -> torch.Tensor:
+    """Load images as a normalised batch [N, 3, H, W]: shorter side resized, then centre-cropped to img_size.
+
+    Args:
+        paths: image files.
+        img_size: output side (int) or (height, width).
+        mean: normalisation mean per RGB channel, in [0, 1] units.
+        std: normalisation std per RGB channel, in [0, 1] units.
+    """
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    transform = T.Compose([
+        T.PILToTensor(),
+        T.Resize(min(size), interpolation=T.InterpolationMode.BICUBIC, antialias=True),
+        T.CenterCrop(size),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(mean, std),
+    ])
+    return torch.stack([transform(load_rgb(Path(path))) for path in paths])
 
 
 @DATASETS.register_module()

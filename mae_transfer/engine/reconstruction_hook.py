@@ -44,7 +44,7 @@ class ReconstructionHook(Hook):
         self.noise: Optional[torch.Tensor] = None
 
     def before_train(self, runner) -> None:
-        from ..apis.reconstruct import load_images
+        from ..datasets.image_folder import load_images
         pretrainer = _pretrainer(runner)
         dataset = runner.train_dataloader.dataset
         paths = list(getattr(dataset, 'paths', []))[:self.num_images]
@@ -64,7 +64,8 @@ class ReconstructionHook(Hook):
 
     @master_only  # one picture per step, not one per process
     def save(self, runner) -> Path:
-        from ..apis.reconstruct import reconstruct, reconstruction_grid
+        from ..models.reconstruction import reconstruct
+        from ..visualization import reconstruction_grid
         pretrainer = _pretrainer(runner)
         device = next(pretrainer.parameters()).device
         result = reconstruct(pretrainer.mae, self.images.to(device), self.mask_ratio, self.noise.to(device),
