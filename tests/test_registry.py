@@ -82,7 +82,7 @@ def test_lookup_imports_our_modules_lazily_in_a_fresh_process():
         import mae_transfer
         from mae_transfer.registry import MODEL_LOCATIONS
         registered = [name for name in MODEL_LOCATIONS if name in sys.modules]
-        assert not registered, f'import mae_transfer must not import the registering modules: {registered}'
+        assert not registered, f'import mae_transfer must not import the registering modules: {{registered}}'
         from mae_transfer.utils.configs import build_model
         model = build_model({str(SEG_CONFIG)!r})
         print(type(model.backbone).__module__)
