@@ -13,8 +13,8 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from mae_transfer.datasets.synthetic_coco import generate_coco_instances
 from mae_transfer.checkpoint import adapt as pretrained_module
+from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model, config_task
 
 REPO = CONFIG_ROOT.parent
@@ -25,10 +25,7 @@ ITERS = 4
 
 def data_options(root: Path) -> list:
     """--cfg-options that point the tiny config at a dataset folder (train, val and test, and the evaluators)."""
-    root = f'{root}/'
-    return [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-            f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={root}annotations/instances_val.json',
-            f'test_evaluator.ann_file={root}annotations/instances_val.json']
+    return [f'{key}={value}' for key, value in synthetic_data_options('det', root).items()]
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
@@ -39,9 +36,8 @@ def run_tool(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope='module')
 def synthetic_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('synthetic_det')
-    generate_coco_instances(root, num_train=16, num_val=6, seed=0, size_range=(96, 144))
-    return root
+    return ensure_synthetic('det', tmp_path_factory.mktemp('synthetic_det'), num_train=16, num_val=6, seed=0,
+                            size_range=(96, 144))
 
 
 @pytest.fixture(scope='module')

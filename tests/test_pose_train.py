@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from mae_transfer.apis import inference, init_model
 from mae_transfer.apis.pose import infer_images, load_boxes
-from mae_transfer.datasets import generate_pose_dataset
+from mae_transfer.datasets import generate_pose_dataset, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
 TINY = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
@@ -21,16 +21,13 @@ ITERS = 4
 
 def tiny_cfg(data_root: Path, work_dir: Path, use_detections: bool = False) -> Config:
     cfg = Config.fromfile(str(TINY))
-    root = str(data_root) + '/'
+    cfg.merge_from_dict(synthetic_data_options('pose', data_root))
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[name]
         loader.num_workers, loader.persistent_workers, loader.batch_size = 0, False, 4
-        loader.dataset.data_root = root
     if use_detections:
-        cfg.test_dataloader.dataset.bbox_file = root + 'person_detection_results_val.json'
+        cfg.test_dataloader.dataset.bbox_file = f'{data_root}/person_detection_results_val.json'
         cfg.test_dataloader.dataset.bbox_score_thr = 0.3
-    for name in ('val_evaluator', 'test_evaluator'):
-        cfg[name].ann_file = root + 'annotations/person_keypoints_val.json'
     cfg.model.head.deconv_out_channels = (32, 32)
     cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = ITERS
     cfg.default_hooks.checkpoint.interval = ITERS

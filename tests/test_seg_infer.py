@@ -12,7 +12,7 @@ from PIL import Image
 
 from mae_transfer.apis import inference, init_model
 from mae_transfer.apis.segment import infer_images
-from mae_transfer.datasets.synthetic_ade import CLASSES, PALETTE
+from mae_transfer.datasets.synthetic.ade import CLASSES, PALETTE
 from mae_transfer.visualization import draw_segmentation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -30,6 +29,7 @@ from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401
 from mae_transfer.checkpoint import find_latest_checkpoint
+from mae_transfer.apis import task_module
 from mae_transfer.datasets.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from mae_transfer.engine import add_run_safety
 from mae_transfer.utils import collect_env
@@ -74,7 +74,6 @@ TASKS = {
                      {'boxes': 'person_detection_results_val.json'}, expected_s=150.0),
 }
 PRETRAIN_EXPECTED_S = 150.0  # 50 epochs on 512 images, 2 idle cores
-API_MODULES = dict(det='detect', seg='segment', pose='pose')  # mae_transfer.apis.<module>.infer_images
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -183,10 +182,10 @@ def fine_tune(task: DemoTask, init: str, checkpoint: Optional[Path], args: argpa
     metrics = numeric_metrics(runner.test())
     trained = Path(find_latest_checkpoint(str(work_dir)))
 
-    api = import_module(f'mae_transfer.apis.{API_MODULES[task.name]}')
     images = sorted(task.data_root.glob(task.picture_glob))[:args.num_pictures]
     options = {key: str(task.data_root / value) for key, value in task.infer_options.items()}
-    pictures = api.infer_images(cfg, str(trained), [str(p) for p in images], str(work_dir / 'pictures'), **options)
+    pictures = task_module(cfg).infer_images(cfg, str(trained), [str(p) for p in images], str(work_dir / 'pictures'),
+                                             **options)
     return dict(metrics=metrics, train_s=train_s, iters=cfg.train_cfg.max_iters, work_dir=work_dir,
                 pictures=[Path(p) for p in pictures], curve=training_curve(read_scalars(work_dir)))
 

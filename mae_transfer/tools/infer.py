@@ -4,29 +4,21 @@
     python tools/infer.py configs/det/...py det.pth photos/*.jpg --score-thr 0.5       # boxes, masks, classes
     python tools/infer.py configs/seg/...py seg.pth street.png                          # overlay + legend
     python tools/infer.py configs/pose/...py pose.pth crowd.jpg --boxes persons.json    # skeletons
+    python tools/infer.py configs/pretrain/...py mae.pth photo.jpg                      # MAE reconstructions
 
-The task is read from the config (mmdet scope: detection, mmseg scope: segmentation, our scope: pose or
-classification); each task's helper in `mae_transfer.apis` draws its pictures. One picture per input image,
-same file stem, in `--out-dir`.
+The task is read from the config (mmdet scope: detection, mmseg scope: segmentation, our scope: pose,
+classification or MAE pretraining); each task's `infer_images` in `mae_transfer.apis` draws its pictures. One
+picture per input image, same file stem, in `--out-dir`.
 """
 import argparse
-import importlib
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
 from mmengine.config import DictAction
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
+from mae_transfer.apis import task_module
 from mae_transfer.tools import load_config_or_exit
-from mae_transfer.utils.configs import config_task
-
-# Each module has infer_images(config, checkpoint, image_paths, out_dir, device, **options) -> List[Path].
-TASK_MODULES = {
-    'det': 'mae_transfer.apis.detect',
-    'seg': 'mae_transfer.apis.segment',
-    'pose': 'mae_transfer.apis.pose',
-    'cls': 'mae_transfer.apis.classify',
-}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,14 +47,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f'file(s) not found: {", ".join(missing)}')
     cfg = load_config_or_exit(args.config)
     cfg.merge_from_dict(args.cfg_options)
-    task = config_task(cfg)
-    if task not in TASK_MODULES:
-        raise SystemExit(f'{args.config} is a {task} config; for MAE reconstructions use '
-                         'tools/visualize_reconstruction.py')
     options: Dict[str, Any] = {name: value for name, value in
                                (('score_thr', args.score_thr), ('boxes', args.boxes)) if value is not None}
-    infer_images = importlib.import_module(TASK_MODULES[task]).infer_images
-    written = infer_images(cfg, args.checkpoint, args.images, args.out_dir, device=args.device, **options)
+    # every task's module has infer_images(config, checkpoint, image_paths, out_dir, device, **options)
+    written = task_module(cfg).infer_images(cfg, args.checkpoint, args.images, args.out_dir, device=args.device,
+                                            **options)
     for path in written:
         print(path)
 
