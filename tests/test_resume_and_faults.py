@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mae_transfer.datasets import generate_images
 from mae_transfer.checkpoint import atomic_write, find_latest_checkpoint, safe_torch_load
+from mae_transfer.datasets import generate_images
 from mae_transfer.utils.report import read_scalars, training_curve
 
 REPO = Path(__file__).resolve().parents[1]
