@@ -1,4 +1,7 @@
+import logging
+
 import pytest
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 
@@ -9,3 +12,22 @@ def _isolated_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(before)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_records():
+    """The messages logged through mmengine's current logger (where `print_log(logger='current')` goes)."""
+    logger = MMLogger.get_current_instance()
+    records = _Records()
+    logger.addHandler(records)
+    yield records.messages
+    logger.removeHandler(records)

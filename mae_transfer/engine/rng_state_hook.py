@@ -2,7 +2,8 @@
 
 mmengine re-seeds from `randomness.seed` when a run starts, so a resumed run draws different masks and
 augmentations than the run it continues. With the generator states saved at the checkpoint and restored on
-resume, a run resumed at an epoch boundary repeats the uninterrupted run exactly (tests/test_resume_and_faults.py).
+resume, a run resumed at an epoch boundary repeats the uninterrupted run exactly
+(tests/engine/test_resume_and_faults.py).
 Data-loader workers take their seeds from the main process's torch generator each time an epoch's iterator
 is created (`seed_worker`), so this also holds with `num_workers > 0`, provided `persistent_workers=False`
 (persistent workers keep their own generator streams across epochs, which no checkpoint records).

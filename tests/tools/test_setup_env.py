@@ -1,13 +1,12 @@
 """The environment bootstrap: pins, the fingerprint that decides a rebuild, the mmcv wheel cache key."""
 import importlib.util
 import time
-from pathlib import Path
 
 import pytest
 
 from mae_transfer.utils import collect_env
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 
 
 @pytest.fixture(scope='module')

@@ -1,12 +1,13 @@
 """The segmentation recipes say what the MAE paper's UperNet recipe says (tests/test_configs.py builds them), and
 the tiny twin is the same recipe at CPU size."""
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-SEG = Path(__file__).resolve().parents[1] / 'configs' / 'seg'
+from helpers.paths import REPO
+
+SEG = REPO / 'configs' / 'seg'
 BASE = SEG / 'upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 LARGE = SEG / 'upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py'
 TINY = SEG / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'

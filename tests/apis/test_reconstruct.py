@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -13,7 +12,8 @@ from mae_transfer.models import mae_vit_tiny_patch16
 from mae_transfer.models.reconstruction import reconstruct
 from mae_transfer.visualization import reconstruction_grid
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
+
 TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 
 

@@ -12,9 +12,10 @@ from PIL import Image
 
 from mae_transfer.datasets.synthetic.ade import CLASSES, METAINFO, generate_ade_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
-COCO_DIR = Path(__file__).parent / 'data' / 'seg_coco_person'
+from helpers.paths import REPO, TEST_DATA
+
+TINY_CONFIG = REPO / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+COCO_DIR = TEST_DATA / 'seg_coco_person'
 
 
 def _files(root: Path):

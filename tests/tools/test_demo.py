@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).resolve().parents[1] / 'tools' / 'demo.py'
+from helpers.paths import REPO
+
+DEMO = REPO / 'tools' / 'demo.py'
 TASK_METRICS = {'det': ['coco/bbox_mAP', 'coco/segm_mAP'], 'seg': ['mIoU', 'mAcc', 'aAcc'],
                 'pose': ['coco/AP', 'coco/AR']}
 

@@ -15,7 +15,8 @@ from mae_transfer.checkpoint import atomic_write, find_latest_checkpoint, safe_t
 from mae_transfer.datasets import generate_images
 from mae_transfer.utils.report import read_scalars, training_curve
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
+
 TINY = REPO / 'configs' / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 ITERS_PER_EPOCH = 3  # 12 images / batch 4
 

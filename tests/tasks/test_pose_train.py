@@ -14,8 +14,10 @@ from mae_transfer.apis.pose import infer_images, load_boxes
 from mae_transfer.datasets import generate_pose_dataset, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
+from helpers.paths import TEST_DATA
+
 TINY = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
-REAL_IMAGE = Path(__file__).parent / 'data' / 'coco_sample_pose' / 'val2017' / '000000000785.jpg'
+REAL_IMAGE = TEST_DATA / 'coco_sample_pose' / 'val2017' / '000000000785.jpg'
 ITERS = 4
 
 

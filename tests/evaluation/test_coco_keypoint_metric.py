@@ -8,7 +8,9 @@ import pytest
 from mae_transfer.datasets.coco_keypoints import CocoKeypointsDataset
 from mae_transfer.evaluation.coco_keypoint_metric import CocoKeypointMetric, oks_iou, oks_nms
 
-DATA = Path(__file__).parent / 'data' / 'coco_sample_pose'
+from helpers.paths import TEST_DATA
+
+DATA = TEST_DATA / 'coco_sample_pose'
 ANN = str(DATA / 'person_keypoints_val2017_sample.json')
 DETS = str(DATA / 'person_detection_results_AP_H_56_sample.json')
 

@@ -3,20 +3,20 @@ tools (tools/train.py, tools/test.py), reporting mmseg's mIoU, mAcc and aAcc."""
 import json
 import runpy
 import sys
-from pathlib import Path
 
 import torch
 
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+from helpers.paths import REPO
+
+TINY_CONFIG = REPO / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 ITERS = 4
 
 
 def _run_tool(name, args, monkeypatch):
     monkeypatch.setattr(sys, 'argv', [name, *args])
-    runpy.run_path(str(ROOT / 'tools' / name), run_name='__main__')
+    runpy.run_path(str(REPO / 'tools' / name), run_name='__main__')
 
 
 def test_tiny_twin_trains_and_tests_end_to_end(tmp_path, monkeypatch):

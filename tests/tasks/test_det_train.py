@@ -17,9 +17,10 @@ from mae_transfer.checkpoint import adapt as pretrained_module
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model, config_task
 
-REPO = CONFIG_ROOT.parent
+from helpers.paths import REPO, TEST_DATA
+
 TINY = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
-COCO_SAMPLE = Path(__file__).parent / 'data' / 'coco_sample'
+COCO_SAMPLE = TEST_DATA / 'coco_sample'
 ITERS = 4
 
 

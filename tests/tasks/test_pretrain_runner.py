@@ -2,7 +2,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,8 @@ from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_opt
 from mae_transfer.engine import AutocastOptimWrapper, effective_batch_size, scale_lr_to_effective_batch
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
+
 TINY = CONFIG_ROOT / 'pretrain' / 'mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 BASE = CONFIG_ROOT / 'pretrain' / 'mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py'
 

@@ -9,7 +9,9 @@ from pycocotools.coco import COCO
 from mae_transfer.datasets.synthetic.coco import (CLASSES, generate_coco_instances, polygon_mask,
                                                   random_instance_scene)
 
-COCO_SAMPLE = Path(__file__).parent / 'data' / 'coco_sample'
+from helpers.paths import TEST_DATA
+
+COCO_SAMPLE = TEST_DATA / 'coco_sample'
 
 
 def _files(root: Path) -> dict:

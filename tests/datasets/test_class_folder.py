@@ -1,10 +1,9 @@
 """Class-folder data: the procedural generator, ClassFolderDataset (layout, class lists, timm transforms, corrupt
 images) and the posterize fix for RandAugment."""
-import logging
+from pathlib import Path
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from PIL import Image
 
 from mae_transfer.datasets import ClassFolderDataset, generate_class_folders
@@ -67,34 +66,20 @@ def test_class_list_from_another_folder_or_names(folders, tmp_path):
         ClassFolderDataset(tmp_path / 'missing', transform=EVAL_TF)
 
 
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def test_corrupt_image_is_logged_and_skipped(tmp_path):
+@pytest.mark.parametrize('content', [b'not a jpeg at all', b'\xff\xd8 truncated jpeg'])
+def test_corrupt_image_is_logged_once_and_replaced_by_the_next_readable_one(tmp_path, log_records, content):
     for name in ('a', 'b'):
         (tmp_path / name).mkdir()
         Image.new('RGB', (40, 40), (200, 10, 10)).save(tmp_path / name / 'good.png')
-    (tmp_path / 'a' / 'broken.jpg').write_bytes(b'not a jpeg at all')
+    (tmp_path / 'a' / 'broken.jpg').write_bytes(content)
     dataset = ClassFolderDataset(tmp_path, transform=EVAL_TF)
     broken = [i for i, (path, _) in enumerate(dataset.samples) if path.name == 'broken.jpg'][0]
-    logger = MMLogger.get_current_instance()  # where print_log(logger='current') goes
-    records = Records()
-    logger.addHandler(records)
-    try:
-        item = dataset[broken]
-        assert item['inputs'].shape == (3, 32, 32)
-        assert item['data_samples'] == dataset.samples[(broken + 1) % len(dataset)][1]  # the next readable image
-        dataset[broken]
-    finally:
-        logger.removeHandler(records)
+    item = dataset[broken]
+    assert item['inputs'].shape == (3, 32, 32) and torch.isfinite(item['inputs']).all()
+    assert item['data_samples'] == dataset.samples[(broken + 1) % len(dataset)][1]  # the next readable image
+    dataset[broken]
     assert broken in dataset.unreadable
-    assert len([m for m in records.messages if 'skipping unreadable image' in m and 'broken.jpg' in m]) == 1
+    assert len([m for m in log_records if 'skipping unreadable image' in m and 'broken.jpg' in m]) == 1
 
 
 def test_posterize_keeps_zero_bits_valid():
@@ -106,3 +91,42 @@ def test_posterize_keeps_zero_bits_valid():
     assert op(Image.new('RGB', (4, 4), (200, 100, 50))).getpixel((0, 0)) == (0, 0, 0)
     op = AugmentOp('PosterizeIncreasing', prob=1.0, magnitude=5)  # keep 2 bits: the top two of each channel
     assert op(Image.new('RGB', (4, 4), (200, 100, 50))).getpixel((0, 0)) == (192, 64, 0)
+
+
+# ---- bad input -------------------------------------------------------------------------------------------------
+
+
+def _class_folders(root: Path, names=('a', 'b', 'c')) -> None:
+    for index, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        Image.new('RGB', (40, 40), (60 * index, 10, 200 - 60 * index)).save(root / name / 'good.png')
+
+
+def test_empty_class_folder_is_logged_and_indices_follow_the_training_folder(tmp_path, log_records):
+    _class_folders(tmp_path / 'train')
+    for path in (tmp_path / 'train' / 'b').iterdir():
+        path.unlink()
+    train = ClassFolderDataset(tmp_path / 'train', transform=EVAL_TF)
+    assert train.classes == ['a', 'c'] and train.labels == [0, 1]
+    assert [m for m in log_records if 'without images' in m and "['b']" in m]
+    _class_folders(tmp_path / 'val')  # the config's val set takes its classes from the training folder
+    val = ClassFolderDataset(tmp_path / 'val', transform=EVAL_TF, classes=tmp_path / 'train')
+    assert [(path.parent.name, label) for path, label in val.samples] == [('a', 0), ('c', 1)]
+    for name in ('a', 'c'):
+        (tmp_path / 'train' / name / 'good.png').unlink()
+    with pytest.raises(FileNotFoundError, match='no class sub-folders with images'):
+        ClassFolderDataset(tmp_path / 'train', transform=EVAL_TF)
+
+
+def test_grayscale_and_rgba_images_become_rgb(tmp_path):
+    _class_folders(tmp_path, names=('a', 'b'))
+    Image.new('L', (40, 30), 128).save(tmp_path / 'a' / 'gray.png')
+    Image.new('RGBA', (30, 40), (255, 0, 0, 0)).save(tmp_path / 'b' / 'rgba.png')
+    dataset = ClassFolderDataset(tmp_path, transform=EVAL_TF)
+    for path, label in dataset.samples:
+        item = dataset[dataset.samples.index((path, label))]
+        assert item['inputs'].shape == (3, 32, 32) and item['data_samples'] == label
+        if path.name == 'gray.png':
+            assert torch.allclose(item['inputs'][0] * 0.229 + 0.485, item['inputs'][2] * 0.225 + 0.406, atol=1e-5)
+        if path.name == 'rgba.png':  # fully transparent red stays red (alpha dropped, not composited)
+            assert float(item['inputs'][0].mean()) > float(item['inputs'][1].mean())

@@ -15,8 +15,9 @@ from mae_transfer.apis.segment import infer_images
 from mae_transfer.datasets.synthetic.ade import CLASSES, PALETTE
 from mae_transfer.visualization import draw_segmentation
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
+from helpers.paths import REPO
+
+TINY_CONFIG = REPO / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +123,7 @@ def test_tools_infer_dispatches_to_segmentation(checkpoint, tmp_path, monkeypatc
     paths = _write_images(tmp_path)
     monkeypatch.setattr(sys, 'argv', ['infer.py', str(TINY_CONFIG), str(checkpoint), str(paths[1]),
                                       '--out-dir', str(tmp_path / 'tool')])
-    runpy.run_path(str(ROOT / 'tools' / 'infer.py'), run_name='__main__')
+    runpy.run_path(str(REPO / 'tools' / 'infer.py'), run_name='__main__')
     out = tmp_path / 'tool' / 'img_203x77.png'
     assert out.is_file() and str(out) in capsys.readouterr().out
     assert Image.open(out).height >= 203
