@@ -1,4 +1,6 @@
 # MAE ViT-B/16, the paper's recipe: 800 epochs, effective batch 4096 (8 GPUs x 512), mask 0.75, norm_pix.
+# Checked against facebookresearch/mae at efb2a80 (2022-04-20): PRETRAIN.md, main_pretrain.py, models_mae.py
+# (mae_vit_base_patch16_dec512d8b), util/lr_sched.py; differences left: docs/pretraining.md.
 # Train with: bash tools/dist_train.sh THIS_CONFIG 8 --amp
 # MAE pretraining recipe (He et al. 2021; official repo's PRETRAIN.md), ViT-B/16 on ImageNet-1k train.
 # Children set the architecture (and batch where it differs); everything else is the paper's recipe.
@@ -40,16 +42,10 @@ optim_wrapper = dict(
     type='OptimWrapper',  # tools/train.py --amp swaps in mixed precision for the device
     # fused: one kernel for the whole update (faster; docs/performance.md)
     optimizer=dict(type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95), weight_decay=0.05, fused=True),
-    paramwise_cfg=dict(
-        # Official param_groups_weight_decay: no decay on 1-D params (norms, biases) nor on the tokens.
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        flat_decay_mult=0.0,
-        custom_keys={
-            'pos_embed': dict(decay_mult=0.0),
-            'cls_token': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-        }))
+    # As official main_pretrain.py: timm 0.3.2 `optim_factory.add_weight_decay(model, 0.05)` with no skip list
+    # spares only 1-D params and biases (norms, biases); cls_token and mask_token ([1, 1, D]) ARE decayed.
+    # pos_embed / decoder_pos_embed are fixed sin-cos tables (requires_grad=False), not optimised at all.
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0))
 # lr above is for an effective batch of 4096 (blr 1.5e-4 x 4096 / 256); tools/train.py rescales it to the
 # real effective batch = GPUs x batch_size x accumulative_counts, as the official code does.
 auto_scale_lr = dict(enable=True, base_batch_size=4096)

@@ -73,7 +73,9 @@ def test_tiny_model_loss_falls_on_a_fixed_batch(image_dir):
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
 
 
-def test_recipe_weight_decay_spares_norms_biases_and_tokens():
+def test_recipe_weight_decay_spares_norms_and_biases_but_decays_tokens():
+    """As official main_pretrain.py (timm 0.3.2 add_weight_decay, no skip list): wd 0 only on 1-D params and
+    biases; cls_token and mask_token ([1, 1, D]) are decayed; the fixed sin-cos tables are not optimised."""
     cfg = Config.fromfile(str(TINY))
     model = build_model(cfg)
     with DefaultScope.overwrite_default_scope('mae_transfer'):
@@ -85,10 +87,17 @@ def test_recipe_weight_decay_spares_norms_biases_and_tokens():
             decay_of[names[id(param)]] = group['weight_decay']
     assert decay_of['mae.blocks.0.attn.qkv.weight'] == 0.05
     assert decay_of['mae.decoder_pred.weight'] == 0.05
+    assert decay_of['mae.cls_token'] == decay_of['mae.mask_token'] == 0.05
+    assert decay_of['mae.patch_embed.proj.weight'] == decay_of['mae.decoder_embed.weight'] == 0.05
     for no_decay in ('mae.blocks.0.attn.qkv.bias', 'mae.blocks.0.norm1.weight', 'mae.norm.bias',
-                     'mae.cls_token', 'mae.mask_token', 'mae.decoder_norm.weight'):
+                     'mae.decoder_norm.weight', 'mae.decoder_blocks.0.mlp.fc2.bias', 'mae.patch_embed.proj.bias'):
         assert decay_of[no_decay] == 0.0, no_decay
+    # the same split as the official rule, parameter by parameter
+    official = {name: 0.0 if param.ndim == 1 or name.endswith('.bias') else 0.05
+                for name, param in model.named_parameters() if param.requires_grad}
+    assert {name: decay_of[name] for name in official} == official
     assert 'mae.pos_embed' not in decay_of, 'the sin-cos position embedding is fixed, not trained'
+    assert 'mae.decoder_pos_embed' not in decay_of
 
 
 def test_lr_follows_the_effective_batch_including_accumulation():
