@@ -112,9 +112,12 @@ optim_wrapper = dict(
     # fp16 autocast + dynamic loss scaling; GPU only in mmengine. On a CPU use
     # --cfg-options optim_wrapper.type=mae_transfer.AutocastOptimWrapper (bf16) or optim_wrapper.type=OptimWrapper.
     type='AmpOptimWrapper',
-    constructor='mae_transfer.LayerDecayOptimWrapperConstructor',  # no wd on norms, biases, pos-embed, rel-pos
+    constructor='mae_transfer.LayerDecayOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
-    paramwise_cfg=dict(num_layers=12, decay_rate=0.7))
+    # 'vitdet': as detectron2's get_default_optimizer_params(weight_decay_norm=0) + pos_embed override, wd 0
+    # only on the backbone's nn.LayerNorm params and pos_embed; biases, rel-pos and the neck's / heads'
+    # channel LayerNorms are decayed.
+    paramwise_cfg=dict(num_layers=12, decay_rate=0.7, weight_decay_rule='vitdet'))
 # The lr above is for 64 images per iteration; tools/train.py rescales it to GPUs x batch_size x accumulation.
 auto_scale_lr = dict(enable=True, base_batch_size=64)
 

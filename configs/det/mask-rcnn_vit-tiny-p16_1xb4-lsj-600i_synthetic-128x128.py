@@ -87,7 +87,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     constructor='mae_transfer.LayerDecayOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=4e-4, betas=(0.9, 0.999), weight_decay=0.1),  # 4x the recipe's: short run
-    paramwise_cfg=dict(num_layers=4, decay_rate=0.7))
+    paramwise_cfg=dict(num_layers=4, decay_rate=0.7, weight_decay_rule='vitdet'))  # as the recipe
 auto_scale_lr = dict(base_batch_size=batch_size)  # the lr above is for this batch already
 
 max_iters = 600  # about 2 minutes on 2 idle cores; the whole 236-image train set about 10 times

@@ -86,3 +86,27 @@ def test_table_and_bad_config():
     with pytest.raises(ValueError, match='layer_decay'):
         LayerDecayOptimWrapperConstructor(dict(optimizer=dict(type='AdamW', lr=1e-3)),
                                           dict(num_layers=12, layer_decay=0.7))
+
+
+def test_vitdet_weight_decay_rule():
+    """'vitdet' exempts only nn.LayerNorm parameters and pos_embed (detectron2's get_default_optimizer_params with
+    weight_decay_norm=0 and a pos_embed override); biases, rel-pos tables and channel LayerNorms are decayed."""
+    from mae_transfer.models.necks.simple_fpn import LayerNorm2d
+
+    model = Detector()
+    model.neck_norm = LayerNorm2d(4)  # a channel LayerNorm as in the neck and heads: decayed
+    model.backbone.blocks[0].attn.rel_pos_h = nn.Parameter(torch.zeros(3, 16))
+    optimizer = dict(type='AdamW', lr=1e-3, weight_decay=0.1)
+    with pytest.raises(ValueError, match='weight_decay_rule'):
+        LayerDecayOptimWrapperConstructor(dict(optimizer=optimizer), dict(num_layers=3, weight_decay_rule='d2'))
+    groups = {}
+    for rule in ('mae', 'vitdet'):
+        params = []
+        LayerDecayOptimWrapperConstructor(dict(optimizer=optimizer), dict(num_layers=3, weight_decay_rule=rule)
+                                          ).add_params(params, model)
+        groups[rule] = {n for g in params if g['weight_decay'] == 0 for n in g['param_names']}
+    layer_norms = {f'backbone.{name}' for name, module in model.backbone.named_modules()
+                   if isinstance(module, nn.LayerNorm) for name in (f'{name}.weight', f'{name}.bias')}
+    assert groups['vitdet'] == layer_norms | {'backbone.pos_embed'}
+    assert {'backbone.blocks.0.attn.rel_pos_h', 'backbone.cls_token', 'head.bias', 'neck_norm.weight',
+            'backbone.blocks.0.attn.qkv.bias'} <= groups['mae']  # the default rule is unchanged

@@ -45,7 +45,7 @@ def test_vit_b_config_is_the_vitdet_recipe():
     optim = cfg.optim_wrapper
     assert optim.type == 'AmpOptimWrapper' and optim.constructor == 'mae_transfer.LayerDecayOptimWrapperConstructor'
     assert (optim.optimizer.type, optim.optimizer.lr, optim.optimizer.weight_decay) == ('AdamW', 1e-4, 0.1)
-    assert optim.paramwise_cfg == dict(num_layers=12, decay_rate=0.7)
+    assert optim.paramwise_cfg == dict(num_layers=12, decay_rate=0.7, weight_decay_rule='vitdet')
     assert cfg.auto_scale_lr.base_batch_size == 64 == 16 * cfg.train_dataloader.batch_size
     assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == 184375
     warmup, steps = cfg.param_scheduler
@@ -60,7 +60,7 @@ def test_vit_l_config_changes_only_the_size_dependent_values():
     assert tuple(backbone.global_attn_indexes) == (5, 11, 17, 23) and backbone.window_size == 14
     assert backbone.init_cfg.checkpoint == 'checkpoints/mae_pretrain_vit_large.pth'
     assert large.model.neck.in_channels == 1024
-    assert large.optim_wrapper.paramwise_cfg == dict(num_layers=24, decay_rate=0.8)
+    assert large.optim_wrapper.paramwise_cfg == dict(num_layers=24, decay_rate=0.8, weight_decay_rule='vitdet')
     for key in ('train_dataloader', 'param_scheduler', 'train_cfg', 'test_evaluator'):
         assert large[key] == base[key], key
     assert large.optim_wrapper.optimizer == base.optim_wrapper.optimizer
@@ -94,14 +94,22 @@ def test_tiny_twin_layer_decay_groups():
     expected = {'backbone.patch_embed.proj.weight': (lr * 0.7 ** 5, 0.1),
                 'backbone.blocks.0.attn.qkv.weight': (lr * 0.7 ** 4, 0.1),
                 'backbone.blocks.3.mlp.fc1.weight': (lr * 0.7, 0.1),
-                'backbone.blocks.3.attn.rel_pos_h': (lr * 0.7, 0.0),
+                'backbone.blocks.3.attn.rel_pos_h': (lr * 0.7, 0.1),  # ViTDet decays the rel-pos tables
+                'backbone.blocks.3.attn.qkv.bias': (lr * 0.7, 0.1),  # and biases
                 'backbone.blocks.3.norm1.weight': (lr * 0.7, 0.0),
                 'neck.output_convs.0.0.weight': (lr, 0.1),
+                'neck.output_convs.0.1.weight': (lr, 0.1),  # channel LayerNorm: detectron2's LayerNorm, decayed
                 'roi_head.bbox_head.shared_convs.0.conv.weight': (lr, 0.1),
-                'roi_head.bbox_head.shared_convs.0.ln.weight': (lr, 0.0)}
+                'roi_head.bbox_head.shared_convs.0.ln.weight': (lr, 0.1),
+                'roi_head.bbox_head.fc_cls.bias': (lr, 0.1)}
     for name, (group_lr, weight_decay) in expected.items():
         (group, ) = [g for g in wrapper.optimizer.param_groups if any(p is params[name] for p in g['params'])]
         assert (group['lr'], group['weight_decay']) == pytest.approx((group_lr, weight_decay)), name
+    # weight_decay_rule='vitdet': wd 0 only on the backbone's nn.LayerNorm parameters and pos_embed
+    no_decay = {name for g in wrapper.optimizer.param_groups if g['weight_decay'] == 0 for name in g['param_names']}
+    depth = cfg.optim_wrapper.paramwise_cfg.num_layers
+    assert no_decay == {'backbone.pos_embed'} | {f'backbone.blocks.{i}.{norm}.{param}' for i in range(depth)
+                                                 for norm in ('norm1', 'norm2') for param in ('weight', 'bias')}
 
 
 def test_roi_features_are_the_roi_align_of_the_neck_maps():

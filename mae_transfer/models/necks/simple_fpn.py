@@ -52,11 +52,14 @@ def _rescale(in_channels: int, scale: float) -> Tuple[nn.Module, int]:
 
 
 class _ConvNorm(nn.Sequential):
-    """Conv (no bias: the norm follows) + LayerNorm2d."""
+    """Conv (no bias: the norm follows) + LayerNorm2d.
+
+    The conv keeps PyTorch's default initialisation, as detectron2's `SimpleFeaturePyramid` does (its
+    classic `FPN` applies `c2_xavier_fill`; ViTDet's simple pyramid does not).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
-        nn.init.kaiming_uniform_(conv.weight, a=1)  # "c2_xavier_fill" of ViTDet / detectron2
         super().__init__(conv, LayerNorm2d(out_channels))
 
 
