@@ -1,6 +1,11 @@
 # Mask R-CNN on an MAE-pretrained ViT-B/16, the ViTDet recipe (Li et al. 2022, "Exploring Plain Vision Transformer
 # Backbones for Object Detection"): COCO train2017, 100 epochs of large-scale jitter at 1024 px.
 # Reference result of this recipe: 51.6 box AP / 45.9 mask AP on COCO val2017.
+# Checked against detectron2's projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py (with
+# configs/common/models/mask_rcnn_vitdet.py, configs/common/optim.py and projects/ViTDet/configs/common/
+# coco_loader_lsj.py) at facebookresearch/detectron2 commit 02b5c4e295e990042a714712c21dc79b731e8833; the
+# remaining differences and their expected effect are listed in docs/detection.md. detectron2's released
+# model_final_*.pkl load their backbone and pyramid into this config (heads stay mmdet's: see the doc).
 #
 #   bash tools/dist_train.sh configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py 16       # 16 GPUs x 4 images
 #   python tools/test.py configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/.../iter_184375.pth

@@ -29,7 +29,7 @@ from mmengine.logging import print_log
 
 from .canonical import META_MARKER, CheckpointMeta, canonicalize
 from .formats import HF_WEIGHT_FILES, UnknownCheckpointFormatError, sidecar_hints
-from .safe_load import safe_torch_load
+from .safe_load import DETECTRON2_SUFFIX, load_detectron2_checkpoint, safe_torch_load
 
 PathLike = Union[str, os.PathLike]
 TORCH_SUFFIXES = ('.pth', '.pt', '.bin', '.ckpt')
@@ -196,7 +196,7 @@ def resolve_checkpoint_path(path: PathLike, prefer_safetensors: bool = True) -> 
             if (path / name).is_file():
                 return path / name
         raise FileNotFoundError(f'{path} is a directory without {" or ".join(HF_WEIGHT_FILES)}')
-    known_suffix = path.suffix in TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,)
+    known_suffix = path.suffix in TORCH_SUFFIXES + (SAFETENSORS_SUFFIX, DETECTRON2_SUFFIX)
     stem = path.with_suffix('') if known_suffix else path
     if prefer_safetensors and path.suffix != SAFETENSORS_SUFFIX:
         sibling = stem.parent / (stem.name + SAFETENSORS_SUFFIX)
@@ -218,7 +218,8 @@ def read_checkpoint_file(path: PathLike) -> Tuple[Mapping[str, Any], Dict[str, A
     """(loaded checkpoint, hints) of one file; never unpickles anything but allowlisted types.
 
     Args:
-        path: a `.safetensors` file, or a `.pth` / `.pt` / `.bin` / `.ckpt` file for `safe_torch_load`.
+        path: a `.safetensors` file, a detectron2 `.pkl` (numpy arrays only), or a `.pth` / `.pt` / `.bin` /
+            `.ckpt` file for `safe_torch_load`.
 
     Returns:
         the checkpoint, and hints from metadata stored beside the weights (our own meta in a safetensors
@@ -235,6 +236,8 @@ def read_checkpoint_file(path: PathLike) -> Tuple[Mapping[str, Any], Dict[str, A
         if meta is not None:
             hints.update(asdict(meta), **{META_MARKER: True})
         return load_file(str(path), device='cpu'), hints
+    if path.suffix == DETECTRON2_SUFFIX:
+        return load_detectron2_checkpoint(str(path)), hints  # numpy-only unpickler; backbone + neck renamed
     return safe_torch_load(str(path), map_location='cpu'), hints
 
 

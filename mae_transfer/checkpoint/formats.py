@@ -184,6 +184,8 @@ def format_label(scheme: str, container: str, prefix: str, checkpoint: Mapping[s
         return scheme
     if ours:
         return 'mae_transfer'
+    if isinstance(checkpoint.get('meta'), Mapping) and checkpoint['meta'].get('source_format') == 'detectron2':
+        return 'detectron2'  # read by safe_load.load_detectron2_checkpoint
     if container == 'model':
         return 'official_mae'
     if container == 'state_dict' and (prefix or isinstance(checkpoint.get('meta'), Mapping)):
@@ -374,3 +376,86 @@ __all__ = ['CHECKPOINT_FORMATS', 'DECODER_NAMES', 'EncoderKeys', 'FORMATS_WITHOU
            'SCHEME_MARKERS', 'UnknownCheckpointFormatError', 'detect_scheme', 'dropped_kind', 'encoder_prefixes',
            'format_label', 'leading_kind', 'rename_huggingface', 'rename_mmpretrain', 'sidecar_hints',
            'split_canonical', 'unwrap_checkpoint']
+
+
+# ----------------------------------------------------------------------------------------------------------
+# detectron2 ViTDet (facebookresearch/detectron2 projects/ViTDet, model zoo `model_final_*.pkl`)
+# ----------------------------------------------------------------------------------------------------------
+# A released file is a plain pickle {'model': {name: numpy array}, '__author__': ..., 'matching_heuristics': ...}
+# (read by `safe_load.load_detectron2_checkpoint`). The backbone `backbone.net.*` (detectron2's
+# `modeling/backbone/vit.py` ViT) uses the canonical names (`patch_embed.proj`, `pos_embed` with the cls row,
+# `blocks.N.{norm1,attn.qkv,attn.proj,attn.rel_pos_h,attn.rel_pos_w,norm2,mlp.fc1,mlp.fc2}`), with no cls token
+# and no final norm. The pyramid `backbone.simfp_{2,3,4,5}` (SimpleFeaturePyramid, scale factors 4, 2, 1, 0.5)
+# is an nn.Sequential per level: stem layers (x4: ConvTranspose, LayerNorm, GELU, ConvTranspose; x2: ConvTranspose;
+# x1: none; x0.5: MaxPool), then detectron2 `Conv2d`s with a `norm` (1x1, then 3x3; no bias). Checked against
+# detectron2 at commit 02b5c4e295e990042a714712c21dc79b731e8833.
+
+DETECTRON2_FORMAT = 'detectron2'
+CHECKPOINT_FORMATS += (DETECTRON2_FORMAT,)
+FORMAT_SCHEMES[DETECTRON2_FORMAT] = 'canonical'  # read from the mmdet layout `detectron2_to_mmdet` gives
+DETECTRON2_BACKBONE_PREFIX = 'backbone.net.'
+DETECTRON2_PYRAMID_KEY = re.compile(r'^backbone\.simfp_(\d+)\.(\d+)\.(.+)$')
+# stage (stride 2 ** stage from a stride-16 map) -> (scale factor, number of stem layers before the 1x1 conv)
+DETECTRON2_PYRAMID_STAGES = {2: (4.0, 4), 3: (2.0, 1), 4: (1.0, 0), 5: (0.5, 1)}
+
+
+def is_detectron2(keys: Iterable[str]) -> bool:
+    """A state dict of a detectron2 ViTDet model (its ViT sits under `backbone.net.`)."""
+    return any(key.startswith(DETECTRON2_BACKBONE_PREFIX + 'patch_embed.') for key in keys)
+
+
+def rename_detectron2_pyramid(key: str, scale_factors: Tuple[float, ...] = (4.0, 2.0, 1.0, 0.5)) -> Optional[str]:
+    """Our `SimpleFPN` name of detectron2's `backbone.simfp_*` key (None for a key that is not the pyramid's).
+
+    Args:
+        key: a detectron2 key.
+        scale_factors: our SimpleFPN's scale factors (the level index is the position of the stage's scale).
+    """
+    match = DETECTRON2_PYRAMID_KEY.match(key)
+    if match is None:
+        return None
+    stage, layer, rest = int(match.group(1)), int(match.group(2)), match.group(3)
+    if stage not in DETECTRON2_PYRAMID_STAGES or DETECTRON2_PYRAMID_STAGES[stage][0] not in scale_factors:
+        raise UnknownCheckpointFormatError(f'detectron2 checkpoint: {key} is a pyramid level (stride '
+                                           f'{2 ** stage}) that SimpleFPN{tuple(scale_factors)} does not have')
+    scale, stem_layers = DETECTRON2_PYRAMID_STAGES[stage]
+    level = list(scale_factors).index(scale)
+    if layer < stem_layers:  # the x4 stem is a Sequential of 4 layers; the x2 stem a single ConvTranspose2d
+        return f'stems.{level}.{layer}.{rest}' if stem_layers > 1 else f'stems.{level}.{rest}'
+    conv = {stem_layers: 'lateral_convs', stem_layers + 1: 'output_convs'}.get(layer)
+    if conv is None:
+        raise UnknownCheckpointFormatError(f'detectron2 checkpoint: {key} has no SimpleFPN counterpart')
+    # detectron2's Conv2d(norm=...) keeps `weight` (and `bias`) itself and the norm as `.norm`; ours is
+    # Sequential(conv, LayerNorm2d)
+    return f'{conv}.{level}.1.{rest[len("norm."):]}' if rest.startswith('norm.') else f'{conv}.{level}.0.{rest}'
+
+
+def detectron2_to_mmdet(model: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """detectron2 ViTDet weights -> (mmdet-layout state dict for MAEViT + SimpleFPN, detectron2 keys left out).
+
+    The ViT goes to `backbone.<canonical name>`, with a zero `cls_token` added (detectron2's ViT has none; the
+    ViTDet configs keep the token out of the sequence, so it is never used); the pyramid goes to `neck.*`.
+    detectron2's RPN and RoI heads are not mmdet's modules and are left out (returned, for the report).
+
+    Args:
+        model: the `'model'` dict of the file, numpy arrays or tensors.
+    """
+    state_dict: Dict[str, torch.Tensor] = {}
+    left_out = []
+    for key, value in model.items():
+        tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        if key.startswith(DETECTRON2_BACKBONE_PREFIX):
+            state_dict['backbone.' + key[len(DETECTRON2_BACKBONE_PREFIX):]] = tensor
+        elif (name := rename_detectron2_pyramid(key)) is not None:
+            state_dict['neck.' + name] = tensor
+        else:
+            left_out.append(key)
+    patch = state_dict.get('backbone.patch_embed.proj.weight')  # [D, C, p, p]
+    if patch is None:
+        raise UnknownCheckpointFormatError('detectron2 checkpoint without backbone.net.patch_embed.proj.weight: '
+                                           'not a ViTDet model')
+    state_dict.setdefault('backbone.cls_token', torch.zeros(1, 1, patch.shape[0], dtype=patch.dtype))
+    return state_dict, left_out
+
+
+__all__ += ['DETECTRON2_FORMAT', 'detectron2_to_mmdet', 'is_detectron2', 'rename_detectron2_pyramid']
