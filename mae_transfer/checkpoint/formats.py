@@ -435,7 +435,8 @@ def detectron2_to_mmdet(model: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tenso
 
     The ViT goes to `backbone.<canonical name>`, with a zero `cls_token` added (detectron2's ViT has none; the
     ViTDet configs keep the token out of the sequence, so it is never used); the pyramid goes to `neck.*`.
-    detectron2's RPN and RoI heads are not mmdet's modules and are left out (returned, for the report).
+    detectron2's RPN and RoI heads are not mmdet's modules: they keep their names (`proposal_generator.*`,
+    `roi_heads.*`, which no mmdet module has), so that loaders report them as unused, and are also returned.
 
     Args:
         model: the `'model'` dict of the file, numpy arrays or tensors.
@@ -450,6 +451,7 @@ def detectron2_to_mmdet(model: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tenso
             state_dict['neck.' + name] = tensor
         else:
             left_out.append(key)
+            state_dict[key] = tensor
     patch = state_dict.get('backbone.patch_embed.proj.weight')  # [D, C, p, p]
     if patch is None:
         raise UnknownCheckpointFormatError('detectron2 checkpoint without backbone.net.patch_embed.proj.weight: '

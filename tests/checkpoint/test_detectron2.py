@@ -87,6 +87,7 @@ def test_detectron2_checkpoint_loads_backbone_and_pyramid(tmp_path, protocol):
     rel_pos = d2['backbone.net.blocks.3.attn.rel_pos_h']
     assert torch.equal(state_dict['blocks.3.attn.rel_pos_h'], torch.from_numpy(rel_pos))
     assert not state_dict['cls_token'].any()  # detectron2's ViT has none; a zero token, never used by ViTDet
+    assert {'roi_heads.box_predictor.cls_score.weight', 'neck.stems.0.0.weight'} <= set(meta.dropped_keys)
 
     backbone = MAEViT(arch='tiny', img_size=64, window_size=2, global_attn_indexes=(1, 3), use_rel_pos=True,
                       rel_pos_img_size=64, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
