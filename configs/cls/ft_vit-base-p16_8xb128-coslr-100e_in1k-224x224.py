@@ -1,6 +1,10 @@
 # MAE ViT-B/16 end-to-end fine-tuning, the paper's recipe (83.6 top-1): blr 5e-4, layer decay 0.65, drop path
 # 0.1, 100 epochs (5 warm-up), batch 1024, AdamW wd 0.05, mixup 0.8, cutmix 1.0, label smoothing 0.1,
 # RandAugment m9-mstd0.5, random erasing 0.25, global pool + fc_norm.
+# Checked against facebookresearch/mae at efb2a80 (2022-04-20): FINETUNE.md (ViT-B command), main_finetune.py,
+# models_vit.py (vit_base_patch16, global_pool=True), util/lr_decay.py, util/lr_sched.py, util/datasets.py
+# (timm 0.3.2 create_transform); remaining differences: docs/classification.md. The released
+# mae_finetuned_vit_base.pth evaluates in it, head included: tools/test.py THIS_CONFIG mae_finetuned_vit_base.pth
 # Train with: bash tools/dist_train.sh THIS_CONFIG 8
 # MAE end-to-end fine-tuning on ImageNet-1k (He et al. 2021, official FINETUNE.md / main_finetune.py), ViT-B/16.
 # Children set the architecture and the values that differ per size (lr, layer decay, drop path, epochs) or

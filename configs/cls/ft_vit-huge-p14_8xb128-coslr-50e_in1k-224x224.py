@@ -1,4 +1,6 @@
 # MAE ViT-H/14 end-to-end fine-tuning at 224 (86.9 top-1): blr 1e-3, layer decay 0.75, drop path 0.3, 50 epochs.
+# Checked against facebookresearch/mae at efb2a80 (2022-04-20): FINETUNE.md (ViT-H command), models_vit.py (vit_huge_patch14);
+# remaining differences: docs/classification.md. Evaluates the released mae_finetuned_vit_huge.pth as is.
 _base_ = ['./ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py']
 
 model = dict(backbone=dict(arch='huge', drop_path_rate=0.3,  # patch 14: a 16 x 16 grid at 224

@@ -1,4 +1,6 @@
 # MAE ViT-L/16 end-to-end fine-tuning (85.9 top-1): blr 1e-3, layer decay 0.75, drop path 0.2, 50 epochs.
+# Checked against facebookresearch/mae at efb2a80 (2022-04-20): FINETUNE.md (ViT-L command), models_vit.py (vit_large_patch16);
+# remaining differences: docs/classification.md. Evaluates the released mae_finetuned_vit_large.pth as is.
 _base_ = ['./ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py']
 
 model = dict(backbone=dict(arch='large', drop_path_rate=0.2,

@@ -3,6 +3,8 @@
 # token after the encoder's norm, BatchNorm1d(affine=False, eps=1e-6) + linear head (std 0.01), LARS, blr 0.1
 # at batch 16384, weight decay 0, 90 epochs with 10 warm-up (68.0 top-1). The BatchNorm's running statistics
 # are updated in training and saved with the model.
+# Checked against facebookresearch/mae at efb2a80 (2022-04-20): FINETUNE.md (linear probing), main_linprobe.py,
+# util/lars.py, util/crop.py, models_vit.py (global_pool=False); remaining differences: docs/classification.md.
 _base_ = ['../_base_/default_runtime.py']  # scope, hooks, logging, seeding
 
 # ---- model -----------------------------------------------------------------------------------------------

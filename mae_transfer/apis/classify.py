@@ -40,19 +40,22 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
 
     Args:
         config: the config the checkpoint was trained with (a path or a Config; not modified).
-        checkpoint: a trained checkpoint (mmengine format); None keeps the initialisation.
+        checkpoint: a whole classifier: ours (mmengine format), an official fine-tuned MAE file or a timm ViT
+            classifier, head included (`ViTClassifier.load_checkpoint`); None keeps the initialisation.
         device: 'cpu' or 'cuda[:N]'.
     """
-    from mmengine.runner import load_checkpoint
-
+    from ..checkpoint import read_checkpoint_file, resolve_checkpoint_path
     from ..utils.configs import build_model
     cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
     model = build_model(cfg)
-    loaded = {} if checkpoint is None else load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                                                          logger='silent')
+    loaded: Any = {}
+    if checkpoint is not None:
+        loaded, _ = read_checkpoint_file(resolve_checkpoint_path(checkpoint, prefer_safetensors=False))
+        model.load_checkpoint(loaded, strict=True)
     model.to(device).eval()
-    classes = list(((loaded.get('meta') or {}).get('dataset_meta') or {}).get('classes') or [])
+    meta = loaded.get('meta')
+    classes = list(((meta if isinstance(meta, dict) else {}).get('dataset_meta') or {}).get('classes') or [])
     if not classes:
         dataset = _eval_dataset_cfg(cfg)
         try:

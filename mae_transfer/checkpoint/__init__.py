@@ -13,7 +13,7 @@ local checkpoint loader; `import mae_transfer` also makes mmengine's checkpoint 
 (`install_atomic_checkpoint_io`). This package reads only `models.arch` and `models.layers.pos_embed` from
 `models/`, so that the registered models can load through it.
 """
-from .adapt import LoadReport, apply_init_cfg, load_weights
+from .adapt import LoadReport, apply_init_cfg, load_classifier_weights, load_weights
 from .canonical import CheckpointMeta, canonicalize, convert_state_dict, normalize_pos_embed
 from .download import ChecksumMismatch, DownloadInterrupted, download_file
 from .files import (atomic_write, find_latest_checkpoint, install_atomic_checkpoint_io, load_pretrained_encoder,
@@ -29,6 +29,6 @@ __all__ = [
     'atomic_write',
     'canonicalize', 'classifier_to_timm', 'convert_state_dict', 'download_file', 'dropped_kind', 'fetch_checkpoint',
     'find_latest_checkpoint', 'install_atomic_checkpoint_io', 'load_pretrained_encoder', 'load_weights',
-    'normalize_pos_embed', 'read_checkpoint_file', 'resolve_checkpoint_path', 'safe_torch_load',
-    'save_encoder_checkpoint', 'save_timm_classifier', 'unwrap_checkpoint', 'zoo_entry'
+    'load_classifier_weights', 'normalize_pos_embed', 'read_checkpoint_file', 'resolve_checkpoint_path',
+    'safe_torch_load', 'save_encoder_checkpoint', 'save_timm_classifier', 'unwrap_checkpoint', 'zoo_entry'
 ]

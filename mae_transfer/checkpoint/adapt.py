@@ -37,7 +37,7 @@ from torch import nn
 from ..models.layers.pos_embed import GridSize, grid_tuple, resize_pos_embed
 from .canonical import Canonical, CheckpointMeta, canonicalize
 from .files import PathLike, read_checkpoint_file, resolve_checkpoint_path
-from .formats import UnknownCheckpointFormatError, dropped_kind, leading_kind
+from .formats import UnknownCheckpointFormatError, dropped_kind, leading_kind, split_classifier_head
 
 NEW_BY_DESIGN_SUFFIXES = ('rel_pos_h', 'rel_pos_w')  # ViTDet additions, zero-initialised
 # reason in the report for each kind of key a model sets aside (`formats.dropped_kind`)
@@ -81,7 +81,7 @@ class LoadReport:
 
 def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]], prefix: Optional[str] = None,
                  strict: bool = False, checkpoint_grid: Optional[GridSize] = None,
-                 format: str = 'auto') -> LoadReport:
+                 format: str = 'auto', log: bool = True) -> LoadReport:
     """Load a checkpoint of any supported format into a mae_transfer ViT and log what happened.
 
     Args:
@@ -95,6 +95,7 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
         checkpoint_grid: (h, w) patch grid of the checkpoint's `pos_embed`, for files that do not tell it
             (a learned, non-square table without metadata).
         format: 'auto' or one of `formats.CHECKPOINT_FORMATS`.
+        log: log the report (False for a caller that completes it and logs it: `load_classifier_weights`).
 
     Returns:
         a `LoadReport`.
@@ -138,9 +139,88 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
         (report.expected_missing_keys if new_by_design else report.missing_keys).append(key)
     report.unexpected_keys.extend(incompatible.unexpected_keys)
     report.loaded_keys = [key for key in state_dict if key in own]
-    _log_report(report, type(model).__name__, loaded, model)
+    if log:
+        _log_report(report, type(model).__name__, loaded, model)
     if strict and not report.ok:
         raise RuntimeError(f'{source} does not match {type(model).__name__}: missing {report.missing_keys}, '
+                           f'unexpected {report.unexpected_keys}')
+    return report
+
+
+def load_classifier_weights(classifier: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]],
+                            strict: bool = False, format: str = 'auto') -> LoadReport:
+    """Load a whole image classifier, encoder and head, and log one report of every key.
+
+    The encoder goes into `classifier.backbone` through `load_weights` (any format, `pos_embed` resized); the
+    head (`formats.split_classifier_head`: canonical `fc_norm.*` / `head.*`) into the classifier's modules of
+    the same names. Reads our `ViTClassifier` checkpoints, the official fine-tuned MAE files
+    (`mae_finetuned_vit_*.pth`: encoder, `fc_norm`, `head`, no final `norm`; linear-probe files with their
+    BatchNorm buffers) and timm `VisionTransformer` classifiers (global pooling: `fc_norm` + `head`; token
+    pooling: `norm` + `head`, for a classifier with pool='cls').
+
+    Args:
+        classifier: a model with a ViT `backbone` and its head modules (`ViTClassifier`).
+        checkpoint: a path or an already loaded checkpoint / state dict.
+        strict: raise `RuntimeError` when a key is missing or unexpected (a random head evaluated).
+        format: 'auto' or one of `formats.CHECKPOINT_FORMATS`, for the encoder.
+
+    Returns:
+        a `LoadReport` in the classifier's names (`backbone.*`, `fc_norm.*`, `head.*`); unexpected keys are
+        the checkpoint's (canonical names for the encoder).
+
+    Raises:
+        ValueError: the head does not fit (another number of classes) or the encoder does not.
+    """
+    if isinstance(checkpoint, (str, os.PathLike)):
+        source = os.fspath(checkpoint)
+        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(source, prefer_safetensors=False))
+    else:
+        source, loaded, hints = 'the given checkpoint', checkpoint, {}
+    try:
+        report = load_weights(classifier.backbone, loaded, checkpoint_grid=hints.get('grid_size'), format=format,
+                              log=False)
+    except ValueError as error:  # UnknownCheckpointFormatError too
+        raise type(error)(f'{source}: {error}') from error
+    report.source = source
+    own = classifier.state_dict()
+    head = split_classifier_head(loaded)
+    placed: Dict[str, torch.Tensor] = {}
+    for name, (key, value) in head.items():
+        if name not in own:  # e.g. fc_norm of a global-pool file in a cls-token classifier
+            report.unexpected_keys.append(key)
+        elif value.shape != own[name].shape:
+            raise ValueError(f'{source}: the classifier head does not fit: {key} {tuple(value.shape)} vs model '
+                             f'{name} {tuple(own[name].shape)} (another num_classes?)')
+        else:
+            placed[name] = value
+    classifier.load_state_dict(placed, strict=False)
+    head_keys = {key for key, _ in head.values()}
+    for reason in list(report.dropped_keys):
+        report.dropped_keys[reason] = [key for key in report.dropped_keys[reason] if key not in head_keys]
+        if not report.dropped_keys[reason]:
+            del report.dropped_keys[reason]
+
+    def prefixed(keys: List[str]) -> List[str]:
+        return ['backbone.' + key for key in keys]
+
+    report.loaded_keys = prefixed(report.loaded_keys) + list(placed)
+    report.resized_keys = prefixed(report.resized_keys)
+    report.recomputed_keys = prefixed(report.recomputed_keys)
+    report.expected_missing_keys = prefixed(report.expected_missing_keys)
+    report.missing_keys = prefixed(report.missing_keys) + [
+        key for key in own if not key.startswith('backbone.') and key not in placed]
+    # a backbone that does not apply its final norm (global pooling uses fc_norm) keeps `norm` by name only:
+    # official fine-tuned and timm avg-pool files have none, and nothing computed depends on it
+    unused = [key for key in report.missing_keys if key.startswith('backbone.norm.')
+              and getattr(classifier.backbone, 'final_norm', True) is False]
+    report.missing_keys = [key for key in report.missing_keys if key not in unused]
+    _log_report(report, type(classifier).__name__, loaded, classifier.backbone)
+    if unused:
+        print_log(f'{type(classifier).__name__}: {unused} are not in {source} and keep their initialisation; the '
+                  'model does not use them (global pooling applies fc_norm instead of the final norm)',
+                  logger='current')
+    if strict and not report.ok:
+        raise RuntimeError(f'{source} does not match {type(classifier).__name__}: missing {report.missing_keys}, '
                            f'unexpected {report.unexpected_keys}')
     return report
 
@@ -274,3 +354,4 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
 
 
 __all__ = ['LoadReport', 'NEW_BY_DESIGN_SUFFIXES', 'apply_init_cfg', 'load_weights']
+__all__ += ['load_classifier_weights']

@@ -461,3 +461,38 @@ def detectron2_to_mmdet(model: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tenso
 
 
 __all__ += ['DETECTRON2_FORMAT', 'detectron2_to_mmdet', 'is_detectron2', 'rename_detectron2_pyramid']
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Classifier heads: fine-tuned official MAE (`models_vit.py`), timm `VisionTransformer`, our `ViTClassifier`
+# ----------------------------------------------------------------------------------------------------------
+
+# Canonical head names (official models_vit.py and timm): `fc_norm` (the LayerNorm of global pooling) and
+# `head` (the linear layer); a linear probe's `head.0` (BatchNorm1d buffers) and `head.1` (linear) as official
+# main_linprobe.py and our ViTClassifier save them.
+CLASSIFIER_HEAD_NAMES = ('fc_norm.', 'head.')
+
+
+def split_classifier_head(checkpoint: Mapping[str, Any]) -> Dict[str, Tuple[str, torch.Tensor]]:
+    """The classifier head of a canonical-scheme checkpoint: canonical name -> (key in the file, tensor).
+
+    The head sits beside the encoder: at the encoder's own prefix in official and timm files (`fc_norm.*`,
+    `head.*` next to `blocks.*`), and beside the `backbone.` prefix in our ViTClassifier checkpoints
+    (`backbone.blocks.*`, `head.*`). Detector and segmentor heads (`rpn_head.*`, `decode_head.*`) are no
+    classifier heads. Other key schemes name their heads otherwise and give {} (their encoders still load).
+
+    Args:
+        checkpoint: a loaded checkpoint or a bare state dict.
+    """
+    state_dict, _ = unwrap_checkpoint(checkpoint)
+    tensors = {key: value for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
+    found = detect_scheme(tensors)
+    if found is None or found[0] != 'canonical':
+        return {}
+    prefix = found[1]
+    outer = prefix[:-len('backbone.')] if prefix.endswith('backbone.') else prefix
+    return {key[len(outer):]: (key, value) for key, value in tensors.items()
+            if key.startswith(outer) and key[len(outer):].startswith(CLASSIFIER_HEAD_NAMES)}
+
+
+__all__ += ['CLASSIFIER_HEAD_NAMES', 'split_classifier_head']
