@@ -1,6 +1,11 @@
-# ViTPose-B with the classic heatmap head on the MAE ViT-B/16 (Xu et al. 2022; mmpose's
-# td-hm_ViTPose-base_8xb64-210e_coco-256x192): top-down on person boxes, input 256x192, UDP heatmaps 64x48.
-# Reference: 75.8 AP on COCO val2017 with the 56 AP person detector's boxes (flip test).
+# ViTPose-B with the classic heatmap head on the MAE ViT-B/16 (Xu et al. 2022): top-down on person boxes, input
+# 256x192, UDP heatmaps 64x48. Checked against the ViTPose repository's
+# configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/ViTPose_base_coco_256x192.py (ViTAE-Transformer/ViTPose at
+# commit 33f49cf1f24077ec175cef0990bd25d2746c4898) and its mmpose/models/backbones/vit.py, and mmpose 1.x's
+# td-hm_ViTPose-base_8xb64-210e_coco-256x192.py. Remaining differences and their expected effect: docs/pose.md.
+# Reference: 75.8 AP on COCO val2017 with the 56 AP person detector's boxes (flip test). A released ViTPose
+# checkpoint (vitpose-b.pth: backbone.* + keypoint_head.*) evaluates with this config directly:
+#   python tools/test.py configs/pose/heatmap_vit-base-p16_8xb64-210e_coco-256x192.py vitpose-b.pth
 # Data: data/coco/{train2017,val2017}/, data/coco/annotations/person_keypoints_{train,val}2017.json,
 # data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json.
 _base_ = ['../_base_/default_runtime.py']  # scope, hooks, logging, seeding
@@ -16,11 +21,13 @@ model = dict(
     backbone=dict(
         type='MAEViT',
         arch='base',
-        img_size=224,  # pretraining grid 14x14: pos_embed resized (bicubic) to the 16x12 input grid
-        use_cls_token=False,  # ViTPose drops the cls token
+        img_size=(256, 192),  # pos_embed at the 16x12 input grid: resized once at load from the MAE 14x14 (bicubic)
+        patch_padding=2,  # ViTPose's patch conv: kernel 16, stride 16, padding 2
+        use_cls_token=False,  # ViTPose has no cls token in the sequence ...
+        add_cls_pos_to_patches=True,  # ... but adds its position (pos_embed[:, :1]) to every patch token
         drop_path_rate=0.3,
         out_indices=(-1, ),
-        final_norm=False,
+        final_norm=True,  # ViTPose's last_norm before the head
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mae_pretrain_vit_base.pth')),
     head=dict(type='HeatmapHead', out_channels=17, deconv_out_channels=(256, 256), deconv_kernel_sizes=(4, 4),
               final_kernel_size=1),  # in_channels: the backbone's width
@@ -34,7 +41,7 @@ train_pipeline = [
     dict(type='mmcv.LoadImageFromFile'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='PoseRandomFlip', prob=0.5),
-    dict(type='PoseHalfBody', prob=0.3),
+    dict(type='PoseHalfBody', prob=0.3, min_total_keypoints=9, upper_prioritized_prob=0.7),  # mmpose's rule
     dict(type='PoseRandomBBoxTransform', scale_factor=(0.5, 1.5), rotate_factor=80.0),
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='GenerateHeatmapTarget', encoder=codec),

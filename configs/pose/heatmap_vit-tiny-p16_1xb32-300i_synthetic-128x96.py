@@ -7,7 +7,7 @@ _base_ = ['./heatmap_vit-base-p16_8xb64-210e_coco-256x192.py']
 input_size = (96, 128)  # (w, h)
 codec = dict(type='UDPHeatmap', input_size=input_size, heatmap_size=(96 // 4, 128 // 4), sigma=2)
 model = dict(
-    backbone=dict(arch='tiny', img_size=128, drop_path_rate=0.1, init_cfg=None),  # 128: the tiny MAE's size
+    backbone=dict(arch='tiny', img_size=(128, 96), drop_path_rate=0.1, init_cfg=None),  # the input grid, 8x6
     head=dict(deconv_out_channels=(128, 128)),
     codec=codec,
     test_cfg=dict(flip_test=False))
@@ -16,7 +16,7 @@ data_root = 'data/synthetic_pose/'
 train_pipeline = [
     dict(type='mmcv.LoadImageFromFile'),
     dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='PoseHalfBody', prob=0.3),
+    dict(type='PoseHalfBody', prob=0.3, min_total_keypoints=9, upper_prioritized_prob=0.7),
     dict(type='PoseRandomBBoxTransform', scale_factor=(0.75, 1.25), rotate_factor=30.0),
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='GenerateHeatmapTarget', encoder=codec),

@@ -219,6 +219,8 @@ def canonicalize(checkpoint: Mapping[str, Any], format: str = 'auto', hints: Opt
         if recorded is not None:
             hints['grid_size'] = recorded
     keys = RENAMERS[scheme](tensors, encoder_prefix)
+    if keys.grid_size is not None and 'grid_size' not in hints:
+        hints['grid_size'] = keys.grid_size  # the format fixes its grid (ViTPose: 4:3 inputs)
     source_format = format if format != 'auto' else format_label(scheme, container, encoder_prefix, checkpoint,
                                                                  ours)
     encoder = _ordered(keys.state_dict)

@@ -38,7 +38,9 @@ import torch
 
 # format name -> key scheme it is renamed from (formats of one scheme differ only in how they are wrapped)
 CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')
-FORMAT_SCHEMES = {'official_mae': 'canonical', 'mae_transfer': 'canonical', 'timm': 'canonical',
+CHECKPOINT_FORMATS += ('vitpose',)  # ViTPose's released pose models (mmpose 0.x): `rename_vitpose`
+FORMAT_SCHEMES = {'vitpose': 'vitpose',
+                  'official_mae': 'canonical', 'mae_transfer': 'canonical', 'timm': 'canonical',
                   'mmpretrain': 'mmpretrain', 'huggingface': 'huggingface'}
 
 # formats whose pos_embed may lack the cls row (timm `no_embed_class=True`); every other one always stores it
@@ -49,6 +51,10 @@ SCHEME_MARKERS: Dict[str, str] = {
     'mmpretrain': 'patch_embed.projection.weight',
     'huggingface': 'embeddings.patch_embeddings.projection.weight',
 }
+# Schemes that share another's marker (scheme -> the scheme whose marker finds it) and, per marker's scheme, a
+# refiner (keys, prefix) -> scheme that tells them apart; the formats below register theirs.
+REFINED_SCHEMES: Dict[str, str] = {}
+SCHEME_REFINERS: Dict[str, Any] = {}
 
 # Block parameters of the plain ViT, canonical names after `blocks.N.`.
 CANONICAL_BLOCK_KEYS = tuple(f'{module}.{param}' for module in ('norm1', 'attn.qkv', 'attn.proj', 'norm2',
@@ -88,6 +94,7 @@ class EncoderKeys:
     decoder: Dict[str, torch.Tensor] = field(default_factory=dict)
     dropped: List[str] = field(default_factory=list)
     extra: List[str] = field(default_factory=list)
+    grid_size: Optional[Tuple[int, int]] = None  # patch grid of pos_embed when the format fixes it (ViTPose)
 
 
 def unwrap_checkpoint(checkpoint: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
@@ -161,7 +168,8 @@ def detect_scheme(keys: Iterable[str]) -> Optional[Tuple[str, str]]:
         keys: state dict keys.
     """
     keys = list(keys)
-    matches = [(scheme, prefixes[0]) for scheme in SCHEME_MARKERS
+    matches = [(SCHEME_REFINERS[scheme](keys, prefixes[0]) if scheme in SCHEME_REFINERS else scheme, prefixes[0])
+               for scheme in SCHEME_MARKERS if scheme not in REFINED_SCHEMES
                for prefixes in [encoder_prefixes(keys, scheme)] if prefixes]
     if len(matches) > 1:
         raise UnknownCheckpointFormatError(
@@ -369,13 +377,178 @@ def _refuse_unplaced(keys: List[str], scheme: str) -> None:
             f'scale, pre-norm or another block design?): {shown}')
 
 
+# ----------------------------------------------------------------------------------------------------------
+# ViTPose (ViTAE-Transformer/ViTPose, mmpose 0.x): `mmpose/models/backbones/vit.py` + TopdownHeatmapSimpleHead
+# ----------------------------------------------------------------------------------------------------------
+# A released ViTPose file is {'state_dict': {...}, 'meta': ...} with `backbone.patch_embed.proj`, `backbone.pos_embed`
+# [1, 1 + 16 * 12, D] (cls row first, learned, non-square), `backbone.blocks.N.*` in the canonical block names,
+# `backbone.last_norm` (the final LayerNorm), no cls token (ViTPose drops it but adds its position to every patch),
+# and the classic head `keypoint_head.deconv_layers.{0,1,3,4}.*` / `keypoint_head.final_layer.*`, which are our
+# `HeatmapHead`'s names. Checked against the repository at commit 33f49cf1f24077ec175cef0990bd25d2746c4898.
+
+VITPOSE_HEAD_PREFIX = 'keypoint_head.'
+VITPOSE_BACKBONE_PREFIX = 'backbone.'
+
+
+def is_vitpose(keys: Iterable[str], prefix: str) -> bool:
+    """A canonical-scheme state dict is a ViTPose one: its encoder has ViTPose's `last_norm`, or the file holds
+    ViTPose's `keypoint_head`.
+
+    Args:
+        keys: state dict keys.
+        prefix: the encoder prefix found for the canonical scheme.
+    """
+    keys = list(keys)
+    return (f'{prefix}last_norm.weight' in keys
+            or (prefix == VITPOSE_BACKBONE_PREFIX and any(k.startswith(VITPOSE_HEAD_PREFIX) for k in keys)))
+
+
+def vitpose_grid(num_positions: int) -> Optional[Tuple[int, int]]:
+    """The patch grid of a ViTPose pos_embed with `num_positions` patch rows: ViTPose's inputs are 4:3
+    (height:width; 256x192 -> 16x12, 384x288 -> 24x18), so (4k, 3k) with 12 k^2 positions; None otherwise."""
+    side = int(round((num_positions / 12) ** 0.5))
+    return (4 * side, 3 * side) if side > 0 and 12 * side * side == num_positions else None
+
+
+def rename_vitpose(state_dict: Mapping[str, torch.Tensor], prefix: str) -> EncoderKeys:
+    """ViTPose backbone -> canonical names: `last_norm` -> `norm`, a zero `cls_token` (ViTPose has none; our
+    pose configs keep the token out of the sequence and only add its pos_embed row), the pos_embed grid from
+    ViTPose's 4:3 inputs. The head and anything outside the backbone are dropped.
+
+    Args:
+        state_dict: the whole model's state dict.
+        prefix: where the backbone sits ('backbone.').
+    """
+    renamed = {}
+    for key, value in state_dict.items():
+        if key.startswith(prefix + 'last_norm.'):
+            key = prefix + 'norm.' + key[len(prefix + 'last_norm.'):]
+        renamed[key] = value
+    result = split_canonical(renamed, prefix)
+    pos_embed = result.state_dict.get('pos_embed')
+    if pos_embed is not None and 'cls_token' not in result.state_dict:
+        result.state_dict['cls_token'] = pos_embed.new_zeros(1, 1, pos_embed.shape[-1])
+    if pos_embed is not None:
+        result.grid_size = vitpose_grid(pos_embed.shape[-2] - 1)
+    return result
+
+
+def rename_vitpose_model(state_dict: Dict[str, Any], prefix: str = '') -> bool:
+    """Rename, in place, a whole ViTPose model state dict (backbone + classic or simple head) to our
+    `TopdownPoseEstimator`'s keys: `keypoint_head.*` -> `head.*` (same module names), `backbone.last_norm.*` ->
+    `backbone.norm.*`, and a zero `backbone.cls_token` (unused: the pose backbone keeps no cls token). An mmpose
+    1.x ViTPose state dict (`head.*` already ours) gets its backbone renamed by `rename_mmpose_vitpose`. Used by
+    the estimator's load-state-dict hook, so that `tools/test.py POSE_CONFIG vitpose.pth` loads the file as
+    released.
+
+    Args:
+        state_dict: the state dict being loaded (mutated).
+        prefix: the estimator's prefix in it ('' for a whole-model load).
+
+    Returns:
+        whether it was a ViTPose state dict (nothing is changed otherwise).
+    """
+    backbone = prefix + VITPOSE_BACKBONE_PREFIX
+    if is_mmpose_vitpose(list(state_dict), backbone) and prefix + 'head.final_layer.weight' in state_dict:
+        _rename_mmpose_backbone_in_place(state_dict, backbone)  # head.* already has our names
+        return True
+    if not is_vitpose(list(state_dict), backbone) or prefix + 'head.final_layer.weight' in state_dict:
+        return False
+    for key in [k for k in state_dict if k.startswith((prefix + VITPOSE_HEAD_PREFIX, backbone + 'last_norm.'))]:
+        value = state_dict.pop(key)
+        if key.startswith(prefix + VITPOSE_HEAD_PREFIX):
+            state_dict[prefix + 'head.' + key[len(prefix + VITPOSE_HEAD_PREFIX):]] = value
+        else:
+            state_dict[backbone + 'norm.' + key[len(backbone + 'last_norm.'):]] = value
+    pos_embed = state_dict.get(backbone + 'pos_embed')
+    if pos_embed is not None and backbone + 'cls_token' not in state_dict:
+        state_dict[backbone + 'cls_token'] = pos_embed.new_zeros(1, 1, pos_embed.shape[-1])
+    return True
+
+
+def refine_canonical_scheme(keys: Iterable[str], prefix: str) -> str:
+    """'vitpose' for ViTPose's backbone (canonical block names plus `last_norm` / `keypoint_head`), else
+    'canonical'."""
+    return 'vitpose' if is_vitpose(keys, prefix) else 'canonical'
+
+
+SCHEME_MARKERS['vitpose'] = SCHEME_MARKERS['canonical']
+REFINED_SCHEMES['vitpose'] = 'canonical'
+SCHEME_REFINERS['canonical'] = refine_canonical_scheme
+
+
+# mmpose 1.x ViTPose (configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_ViTPose-*_8xb64-210e_coco-256x192.py):
+# mmpretrain's `VisionTransformer(with_cls_token=False, out_type='featmap', final_norm=True,
+# patch_cfg=dict(padding=2))`, so mmpretrain's names (`patch_embed.projection`, `layers.N.*`, final norm `ln1`),
+# no `cls_token` and a `pos_embed` without cls row ([1, 16 * 12, D]; mmpretrain drops an MAE table's cls row at
+# load and adds nothing to the patches: a zero cls row in our layout), and mmpose's `HeatmapHead` under `head.`
+# (`deconv_layers.{0,1,3,4}`, `final_layer`: our names already).
+CHECKPOINT_FORMATS += ('mmpose_vitpose',)
+FORMAT_SCHEMES['mmpose_vitpose'] = 'mmpose_vitpose'
+SCHEME_MARKERS['mmpose_vitpose'] = SCHEME_MARKERS['mmpretrain']
+REFINED_SCHEMES['mmpose_vitpose'] = 'mmpretrain'
+
+
+def is_mmpose_vitpose(keys: Iterable[str], prefix: str) -> bool:
+    """An mmpretrain-scheme encoder without cls token (`with_cls_token=False`: mmpose 1.x's ViTPose)."""
+    keys = list(keys)
+    return (f'{prefix}{SCHEME_MARKERS["mmpretrain"]}' in keys and f'{prefix}pos_embed' in keys
+            and f'{prefix}cls_token' not in keys)
+
+
+def rename_mmpose_vitpose(state_dict: Mapping[str, torch.Tensor], prefix: str) -> EncoderKeys:
+    """mmpose 1.x ViTPose backbone -> canonical names: mmpretrain's renaming, a zero cls row prepended to
+    `pos_embed` and a zero `cls_token` (the pose configs add that zero row to the patches: mmpretrain's
+    computation), the grid from ViTPose's 4:3 inputs.
+
+    Args:
+        state_dict: the whole model's state dict.
+        prefix: where the backbone sits ('backbone.').
+    """
+    result = rename_mmpretrain(state_dict, prefix)
+    pos_embed = result.state_dict.get('pos_embed')  # [1, L, D]: no cls row without cls token (num_extra_tokens 0)
+    if pos_embed is not None and 'cls_token' not in result.state_dict:
+        pos_embed = pos_embed.reshape(1, -1, pos_embed.shape[-1])
+        result.grid_size = vitpose_grid(pos_embed.shape[1])  # None: square or guessed later
+        zeros = pos_embed.new_zeros(1, 1, pos_embed.shape[-1])
+        result.state_dict['pos_embed'] = torch.cat([zeros, pos_embed], dim=1)  # [1, 1 + L, D]
+        result.state_dict['cls_token'] = zeros.clone()
+    return result
+
+
+def _rename_mmpose_backbone_in_place(state_dict: Dict[str, Any], backbone: str) -> None:
+    """Replace the mmpose 1.x backbone keys under `backbone` by canonical ones (`rename_mmpose_vitpose`)."""
+    keys = [k for k in state_dict if k.startswith(backbone)]
+    converted = rename_mmpose_vitpose({k: state_dict[k] for k in keys}, backbone)
+    for key in keys:
+        del state_dict[key]
+    state_dict.update({backbone + name: value for name, value in converted.state_dict.items()})
+
+
+_refine_mmpretrain_without_pose = SCHEME_REFINERS.get('mmpretrain', lambda keys, prefix: 'mmpretrain')
+
+
+def refine_mmpretrain_for_pose(keys: Iterable[str], prefix: str) -> str:
+    """The mmpretrain refinement, plus 'mmpose_vitpose' for an mmpretrain ViT without cls token."""
+    keys = list(keys)
+    scheme = _refine_mmpretrain_without_pose(keys, prefix)
+    return 'mmpose_vitpose' if scheme == 'mmpretrain' and is_mmpose_vitpose(keys, prefix) else scheme
+
+
+SCHEME_REFINERS['mmpretrain'] = refine_mmpretrain_for_pose
+
+
 RENAMERS = {'canonical': split_canonical, 'mmpretrain': rename_mmpretrain, 'huggingface': rename_huggingface}
+RENAMERS['vitpose'] = rename_vitpose
+RENAMERS['mmpose_vitpose'] = rename_mmpose_vitpose
 
 __all__ = ['CHECKPOINT_FORMATS', 'DECODER_NAMES', 'EncoderKeys', 'FORMATS_WITHOUT_CLS_ROW', 'FORMAT_SCHEMES',
            'HEAD_NAMES', 'RENAMERS',
            'SCHEME_MARKERS', 'UnknownCheckpointFormatError', 'detect_scheme', 'dropped_kind', 'encoder_prefixes',
            'format_label', 'leading_kind', 'rename_huggingface', 'rename_mmpretrain', 'sidecar_hints',
            'split_canonical', 'unwrap_checkpoint']
+__all__ += ['is_mmpose_vitpose', 'is_vitpose', 'rename_mmpose_vitpose', 'rename_vitpose', 'rename_vitpose_model',
+            'vitpose_grid']
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -91,32 +91,38 @@ class PoseRandomFlip(_RandomTransform):
 class PoseHalfBody(_RandomTransform):
     """Replace the box by one around the visible upper- or lower-body keypoints (ViTPose: prob 0.3).
 
+    mmpose 1.x's `HalfBodyTransform` rule (ViTPose's `TopDownHalfBodyTransform(num_joints_half_body=8)` is the
+    same threshold: more than 8): persons with at least `min_total_keypoints` labelled keypoints; the upper
+    body with probability `upper_prioritized_prob` when both halves qualify, else the half that does.
+
     Args:
-        min_total_keypoints: applies only to persons with more labelled keypoints than this.
+        min_total_keypoints: applies only to persons with at least this many labelled keypoints.
         min_upper_keypoints: labelled upper-body keypoints needed to pick the upper body.
         min_lower_keypoints: labelled lower-body keypoints needed to pick the lower body.
         padding: scale factor of the half-body box.
         prob: probability of applying it.
+        upper_prioritized_prob: probability of the upper body when both halves qualify (mmpose: 0.7).
     """
 
     def __init__(self, min_total_keypoints: int = 9, min_upper_keypoints: int = 2, min_lower_keypoints: int = 3,
-                 padding: float = 1.5, prob: float = 0.3) -> None:
+                 padding: float = 1.5, prob: float = 0.3,
+                 upper_prioritized_prob: float = 0.7) -> None:
         self.min_total_keypoints = min_total_keypoints
         self.min_upper_keypoints = min_upper_keypoints
         self.min_lower_keypoints = min_lower_keypoints
         self.padding = padding
         self.prob = prob
+        self.upper_prioritized_prob = upper_prioritized_prob
 
     def half_body_box(self, keypoints: np.ndarray, visible: np.ndarray, upper_ids: Sequence[int],
                       lower_ids: Sequence[int], rng: np.random.Generator) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         upper = [k for k in upper_ids if visible[k] > 0]
         lower = [k for k in lower_ids if visible[k] > 0]
-        if rng.random() < 0.5 and len(upper) >= self.min_upper_keypoints:
-            chosen = upper
-        elif len(lower) >= self.min_lower_keypoints:
-            chosen = lower
-        else:
-            chosen = upper
+        upper_ok, lower_ok = len(upper) >= self.min_upper_keypoints, len(lower) >= self.min_lower_keypoints
+        if not (upper_ok or lower_ok):
+            return None
+        prefer_upper = rng.random() < self.upper_prioritized_prob
+        chosen = upper if upper_ok and (prefer_upper or not lower_ok) else lower
         if len(chosen) < 2:
             return None
         points = keypoints[chosen]  # [k, 2]
@@ -129,7 +135,7 @@ class PoseHalfBody(_RandomTransform):
     def transform(self, results: Dict) -> Dict:
         visible = results['keypoints_visible']
         rng = self._rng()
-        if (visible > 0).sum() <= self.min_total_keypoints or rng.random() >= self.prob:
+        if (visible > 0).sum() < self.min_total_keypoints or rng.random() >= self.prob:
             return results
         box = self.half_body_box(results['keypoints'], visible, results.get('upper_body_ids', COCO_UPPER_BODY_IDS),
                                  results.get('lower_body_ids', COCO_LOWER_BODY_IDS), rng)

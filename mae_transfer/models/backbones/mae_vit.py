@@ -72,6 +72,10 @@ class MAEViT(ViTEncoder, BaseModule):
         with_cp: activation checkpointing per block (recompute in backward, less memory).
         frozen_stages: -1 freezes nothing; k >= 0 freezes the patch embedding, cls token and pos_embed, plus
             the first k blocks (and `norm` when k covers every block); frozen parts stay in eval mode.
+        patch_padding: zero padding of the patch-embedding conv (ViTPose: 2); the grid stays ceil(H / p) x
+            ceil(W / p) for padding < p / 2, but every patch sees a window shifted by the padding.
+        add_cls_pos_to_patches: add the cls row of `pos_embed` to every patch token (ViTPose:
+            `x + pos_embed[:, 1:] + pos_embed[:, :1]`); needs `use_cls_token=False` (ViTPose drops the token).
         init_cfg: mmengine init config; dict(type='Pretrained', checkpoint=PATH[, prefix=...][,
             checkpoint_grid=(h, w)]) loads an official MAE file, one of our pretraining checkpoints, a saved
             backbone or any other supported format (`mae_transfer.checkpoint.load_weights`).
@@ -85,6 +89,8 @@ class MAEViT(ViTEncoder, BaseModule):
                  use_rel_pos: bool = False, rel_pos_img_size: Optional[Union[int, Tuple[int, int]]] = None,
                  use_cls_token: Optional[bool] = None, rel_pos_impl: str = 'fold',
                  fused_attn: Optional[bool] = None, with_cp: bool = False, frozen_stages: int = -1,
+                 patch_padding: int = 0,
+                 add_cls_pos_to_patches: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         arch_dims = get_arch(arch)
         dims = dict(embed_dim=arch_dims.embed_dim, depth=arch_dims.depth, num_heads=arch_dims.num_heads,
@@ -112,6 +118,14 @@ class MAEViT(ViTEncoder, BaseModule):
                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path_rate=drop_path_rate,
                          trainable_pos_embed=True, dynamic_img_size=True, attn_layer=attn_layer,
                          attn_kwargs=attn_kwargs, block_attn_kwargs=block_attn_kwargs)
+        if patch_padding:  # ViTPose's patch conv: kernel p, stride p, padding patch_padding
+            if not 0 <= patch_padding < dims['patch_size'] / 2:
+                raise ValueError(f'patch_padding must be in [0, {dims["patch_size"]} / 2), got {patch_padding}')
+            self.patch_embed.proj.padding = (patch_padding, patch_padding)
+        if add_cls_pos_to_patches and use_cls_token:
+            raise ValueError('add_cls_pos_to_patches is for a backbone without cls token (use_cls_token=False)')
+        self.patch_padding = patch_padding
+        self.add_cls_pos_to_patches = add_cls_pos_to_patches
         # ViTEncoder.__init__ ran BaseModule.__init__ with no init_cfg (next in the MRO); set ours now
         self.init_cfg = copy.deepcopy(init_cfg)
         self.arch = arch
@@ -201,6 +215,8 @@ class MAEViT(ViTEncoder, BaseModule):
             x = F.pad(x, (0, pad_w, 0, pad_h))  # x: [N, C, H', W'], multiples of the patch
         grid_hw = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
         x = self.embed_patches(x)  # x: [N, L, D], pos_embed resized to grid_hw when needed
+        if self.add_cls_pos_to_patches:
+            x = x + self.pos_embed[:, :1, :]  # ViTPose: the cls row's position on every patch token
         if self.use_cls_token:
             x = self.prepend_cls_token(x)  # x: [N, 1 + L, D]
         else:
