@@ -96,3 +96,37 @@ def test_infer_images_writes_pictures(trained, tmp_path):
     assert len(persons) == 1 and persons[0]['keypoints'].shape == (17, 2)
     x1, y1, x2, y2 = persons[0]['bbox']
     assert (x1, y1, x2, y2) == pytest.approx((280.0, 44.0, 499.0, 391.0))
+
+
+def test_tools_test_reads_a_checkpoint_in_vitpose_layout(trained, tmp_path):
+    """The trained model saved as ViTPose saves it (backbone.last_norm, no cls_token, keypoint_head.*) evaluates
+    through tools/test.py with our config, with the same metrics as our own checkpoint."""
+    import torch
+
+    from mae_transfer.checkpoint.safe_load import safe_torch_load
+    from mae_transfer.tools.test import main as test_main
+
+    state = safe_torch_load(str(trained['checkpoint']))['state_dict']
+    vitpose = {}
+    for key, value in state.items():
+        if key == 'backbone.cls_token':
+            continue
+        key = key.replace('backbone.norm.', 'backbone.last_norm.').replace('head.', 'keypoint_head.', 1) \
+            if key.startswith(('backbone.norm.', 'head.')) else key
+        vitpose[key] = value
+    assert 'keypoint_head.final_layer.weight' in vitpose and 'backbone.last_norm.weight' in vitpose
+    vitpose_path = tmp_path / 'vitpose_layout.pth'
+    torch.save({'meta': {'mmcv_version': '1.3.9', 'epoch': 210}, 'state_dict': vitpose}, vitpose_path)
+    cfg = tiny_cfg(trained['root'] / 'data', tmp_path / 'work')
+    config_path = tmp_path / 'tiny_pose.py'
+    cfg.dump(str(config_path))
+    results = []
+    for name, checkpoint in (('ours', trained['checkpoint']), ('vitpose', vitpose_path)):
+        out = tmp_path / f'{name}.json'
+        test_main([str(config_path), str(checkpoint), '--work-dir', str(tmp_path / name), '--out', str(out)])
+        results.append(json.loads(out.read_text()))
+    assert results[0] == results[1] and 'coco/AP' in results[0]
+    ours, theirs = (init_model(trained['cfg'], str(path)).state_dict() for path in (trained['checkpoint'], vitpose_path))
+    assert ours.keys() == theirs.keys()
+    differ = [k for k in ours if not torch.equal(ours[k], theirs[k])]
+    assert differ == ['backbone.cls_token']  # every weight the same; the unused cls token is zero (ViTPose has none)
