@@ -2,7 +2,9 @@
 # the usual large-model changes (BEiT-L's segmentation setup): blocks 7, 11, 15, 23 (1/3 .. all of 24),
 # drop path 0.2, 1024-channel UPerHead. The paper searched the lr per backbone and does not list it; here the
 # lr stays 1e-4 and the layer decay is 0.75, MAE's value for ViT-L fine-tuning (0.65 ** 25 would all but
-# freeze the first blocks of a 24-block encoder).
+# freeze the first blocks of a 24-block encoder). The backbone inherits the ViT-B options (BEiT-style relative
+# position bias, layer scale 1.0) and the test stride 256. Reference: mmseg 1.2.2 ships no MAE ViT-L ADE20K
+# config; this follows its configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py at ViT-L width and depth.
 #   bash tools/dist_train.sh configs/seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
 _base_ = './upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 

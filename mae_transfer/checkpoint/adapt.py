@@ -34,12 +34,16 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import initialize
 from torch import nn
 
+from ..models.layers.beit_attention import grid_of_table, rel_pos_bias_table_size, resize_rel_pos_bias_table
 from ..models.layers.pos_embed import GridSize, grid_tuple, resize_pos_embed
 from .canonical import Canonical, CheckpointMeta, canonicalize
 from .files import PathLike, read_checkpoint_file, resolve_checkpoint_path
 from .formats import UnknownCheckpointFormatError, dropped_kind, leading_kind, split_classifier_head
+from .formats import detect_scheme
 
 NEW_BY_DESIGN_SUFFIXES = ('rel_pos_h', 'rel_pos_w')  # ViTDet additions, zero-initialised
+# BEiT-style relative position bias (zero-initialised) and layer scale (MAEViT's ADE20K options)
+NEW_BY_DESIGN_SUFFIXES += ('relative_position_bias_table', 'ls1.gamma', 'ls2.gamma')
 # reason in the report for each kind of key a model sets aside (`formats.dropped_kind`)
 SET_ASIDE_REASONS = {'decoder': 'MAE decoder', 'head': 'heads', 'neck': 'neck', 'other': 'outside the encoder'}
 
@@ -136,6 +140,8 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
             continue
         new_by_design = key.endswith(NEW_BY_DESIGN_SUFFIXES) or (
             report.encoder_only and leading_kind(key) == 'decoder')
+        # a backbone without final norm (MAEViT final_norm=False) keeps `norm` unused: files without one fit it
+        new_by_design = new_by_design or (key.startswith('norm.') and getattr(model, 'final_norm', True) is False)
         (report.expected_missing_keys if new_by_design else report.missing_keys).append(key)
     report.unexpected_keys.extend(incompatible.unexpected_keys)
     report.loaded_keys = [key for key in state_dict if key in own]
@@ -292,7 +298,13 @@ def _fit(state_dict: Dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], m
                                                    num_prefix_tokens=1)  # [1, 1 + H * W, D]
         report.resized_keys.append('pos_embed')
     for key, value in state_dict.items():
-        if (key.endswith(NEW_BY_DESIGN_SUFFIXES) and key in own and value.shape != own[key].shape
+        if key.endswith('relative_position_bias_table') and key in own and value.shape != own[key].shape:
+            # BEiT table [(2h-1)(2w-1) + 3, heads]: of the checkpoint's pos_embed grid, else of a square grid
+            rows = value.shape[0]
+            old_grid = meta.grid_size if rel_pos_bias_table_size(meta.grid_size) == rows else grid_of_table(rows)
+            state_dict[key] = resize_rel_pos_bias_table(value, old_grid, model_grid)
+            report.resized_keys.append(key)
+        elif (key.endswith(NEW_BY_DESIGN_SUFFIXES) and key in own and value.shape != own[key].shape
                 and value.shape[1:] == own[key].shape[1:]):
             state_dict[key] = _resize_rel_pos(value, own[key].shape[0])
             report.resized_keys.append(key)
@@ -314,6 +326,46 @@ def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
     return resized.squeeze(0).t().to(table.dtype)  # [length, d]
 
 
+def convert_backbone_keys_hook(module: nn.Module, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
+    """A `load_state_dict` pre-hook of `MAEViT`: backbone keys of a whole-model file in another scheme are renamed
+    in place to ours, so that a whole segmentor / detector checkpoint of the reference code loads as it is
+    (`tools/test.py OUR_CONFIG mmseg_upernet.pth`, `load_from`); the heads' keys are the framework's own and
+    are not touched.
+
+    Keys under `prefix` in a known non-canonical scheme (`formats.detect_scheme`: mmseg BEiT / MAE,
+    mmpretrain, HuggingFace) go through `canonicalize` and `_fit` as in `load_weights` (pos_embed and rel-pos
+    bias tables resized to the model's grid; other shape mismatches raise) and replace the original keys.
+    Canonical files (ours, official MAE) and files without keys under `prefix` pass through untouched. A
+    final `norm` the backbone does not use (final_norm=False) and the file does not have keeps the model's own
+    values, so that mmengine does not report it missing.
+    """
+    names = {key[len(prefix):]: key for key in state_dict if key.startswith(prefix)}
+    found = detect_scheme(names) if names else None
+    if found is None or found[0] == 'canonical' or found[1]:
+        return
+    own = module.state_dict()
+    canonical = canonicalize({name: state_dict[key] for name, key in names.items()
+                              if isinstance(state_dict[key], torch.Tensor)})
+    report = LoadReport(source=f'the keys under {prefix!r}', meta=canonical.meta)
+    converted = dict(canonical.encoder)
+    _fit(converted, own, module, canonical.meta, trusted_grid=False, has_decoder=False, report=report)
+    for key in names.values():
+        del state_dict[key]
+    for name, value in converted.items():
+        state_dict[prefix + name] = value
+    kept = []
+    if getattr(module, 'final_norm', True) is False:
+        for name in ('norm.weight', 'norm.bias'):
+            if name in own and name not in converted:
+                state_dict[prefix + name] = own[name]
+                kept.append(name)
+    print_log(f'{type(module).__name__}: renamed {len(converted)} backbone tensors under {prefix!r} from '
+              f'{canonical.meta.source_format} to our names'
+              + (f'; resized {report.resized_keys}' if report.resized_keys else '')
+              + (f'; set aside {len(canonical.dropped)} ({_short(canonical.dropped, 3)})' if canonical.dropped
+                 else '') + (f'; kept its own unused {kept}' if kept else ''), logger='current')
+
+
 def _short(keys: List[str], limit: int = 8) -> str:
     return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
@@ -331,8 +383,14 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
     new_by_design = [k for k in report.expected_missing_keys if k.endswith(NEW_BY_DESIGN_SUFFIXES)]
     if new_by_design:
         print_log(f'{model_name}: {len(new_by_design)} keys are new by design and keep their initialisation '
-                  f'(rel-pos tables, zero): {_short(new_by_design)}', logger='current')
-    decoder = [k for k in report.expected_missing_keys if k not in new_by_design]
+                  f'(rel-pos tables, zero; layer scales, their init value): {_short(new_by_design)}',
+                  logger='current')
+    unused_norm = [k for k in report.expected_missing_keys  # a backbone with final_norm=False
+                   if k.replace('backbone.', '', 1) in ('norm.weight', 'norm.bias')]
+    if unused_norm:
+        print_log(f'{model_name}: {unused_norm} are not in the file and keep their initialisation; the backbone does '
+                  'not use its final norm (final_norm=False)', logger='current')
+    decoder = [k for k in report.expected_missing_keys if k not in new_by_design and k not in unused_norm]
     if decoder:
         print_log(f'{model_name}: encoder-only checkpoint: {len(decoder)} decoder keys are not in the file, as '
                   f'expected; the decoder keeps its fresh initialisation: {_short(decoder)}', logger='current')
@@ -355,3 +413,4 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
 
 __all__ = ['LoadReport', 'NEW_BY_DESIGN_SUFFIXES', 'apply_init_cfg', 'load_weights']
 __all__ += ['load_classifier_weights']
+__all__ += ['convert_backbone_keys_hook']

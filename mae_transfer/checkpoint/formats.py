@@ -36,6 +36,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
+from ..models.layers.beit_attention import grid_of_table
+
 # format name -> key scheme it is renamed from (formats of one scheme differ only in how they are wrapped)
 CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')
 CHECKPOINT_FORMATS += ('vitpose',)  # ViTPose's released pose models (mmpose 0.x): `rename_vitpose`
@@ -367,6 +369,82 @@ def rename_huggingface(state_dict: Mapping[str, torch.Tensor], prefix: str) -> E
     return result
 
 
+# mmseg 1.2.2 `BEiT` and `MAE` backbones (mmseg/models/backbones/beit.py, mae.py; the MAE paper's ADE20K
+# setting): mmpretrain's layer names (ln1 / attn / ln2 / ffn, `patch_embed.projection`, final norm `ln1`) plus
+# layer scale `gamma_1` / `gamma_2` and a relative position bias table per block; BEiT learns `q_bias` / `v_bias`
+# beside a bias-free qkv and has no `pos_embed`. Same patch-embedding marker as mmpretrain: told apart by keys
+# only it has (mmpretrain's own BEiT, with `gamma_1.weight`, reads the same way).
+CHECKPOINT_FORMATS += ('mmseg_beit',)
+FORMAT_SCHEMES['mmseg_beit'] = 'mmseg_beit'
+SCHEME_MARKERS['mmseg_beit'] = SCHEME_MARKERS['mmpretrain']
+MMSEG_BEIT_ONLY_KEY = re.compile(r'^layers\.\d+\.(attn\.q_bias|gamma_1(\.weight)?|attn\.relative_position_bias_table)$')
+MMSEG_BEIT_BLOCK = {f'{module}.{param}': f'{MMPRETRAIN_BLOCK[module]}.{param}' for module in MMPRETRAIN_BLOCK
+                    for param in ('weight', 'bias')}
+MMSEG_BEIT_BLOCK.update({'gamma_1': 'ls1.gamma', 'gamma_2': 'ls2.gamma', 'gamma_1.weight': 'ls1.gamma',
+                         'gamma_2.weight': 'ls2.gamma',
+                         'attn.relative_position_bias_table': 'attn.relative_position_bias_table'})
+MMSEG_BEIT_LAYER_KEY = re.compile(r'^layers\.(\d+)\.(.+)$')
+
+
+def refine_mmpretrain_scheme(keys: Iterable[str], prefix: str) -> str:
+    """'mmseg_beit' when keys under `prefix` include BEiT-only names (q_bias, gamma_1, a rel-pos bias table),
+    else 'mmpretrain'."""
+    return 'mmseg_beit' if any(key.startswith(prefix) and MMSEG_BEIT_ONLY_KEY.match(key[len(prefix):])
+                               for key in keys) else 'mmpretrain'
+
+
+REFINED_SCHEMES['mmseg_beit'] = 'mmpretrain'  # found through mmpretrain's marker, told apart by its keys
+SCHEME_REFINERS['mmpretrain'] = refine_mmpretrain_scheme
+
+
+def rename_mmseg_beit(state_dict: Mapping[str, torch.Tensor], prefix: str) -> EncoderKeys:
+    """mmseg `MAE` / `BEiT` backbone -> canonical names (layer scale `ls1/ls2.gamma`, rel-pos bias tables kept).
+
+    BEiT's `q_bias` / `v_bias` become the qkv bias `cat(q_bias, 0, v_bias)` (the same function; our key bias then
+    starts at zero and may be fine-tuned). `relative_position_index` buffers are rebuilt by the model and
+    dropped. BEiT has no absolute position embedding: a zero `pos_embed` (what adding none means) is written for
+    the square grid its first table was built for.
+
+    Args:
+        state_dict: the whole model's state dict (a segmentor's, or a bare backbone's).
+        prefix: where the backbone sits (usually 'backbone.').
+    """
+    result = EncoderKeys()
+    qv_bias: Dict[str, Dict[str, torch.Tensor]] = {}  # block -> {q_bias, v_bias}
+    unplaced = []
+    for key, value in state_dict.items():
+        if not key.startswith(prefix):
+            result.dropped.append(key)
+            continue
+        name = key[len(prefix):]
+        layer = MMSEG_BEIT_LAYER_KEY.match(name)
+        if name in MMPRETRAIN_TOP:
+            result.state_dict[MMPRETRAIN_TOP[name]] = value
+        elif layer and layer.group(2) in MMSEG_BEIT_BLOCK:
+            index, part = layer.groups()
+            result.state_dict[f'blocks.{index}.{MMSEG_BEIT_BLOCK[part]}'] = value
+        elif layer and layer.group(2) in ('attn.q_bias', 'attn.v_bias'):
+            qv_bias.setdefault(layer.group(1), {})[layer.group(2)[5:]] = value
+        elif layer and layer.group(2) == 'attn.relative_position_index':
+            result.dropped.append(key)
+        else:
+            unplaced.append(key)
+    _refuse_unplaced(unplaced, 'mmseg BEiT/MAE')
+    for index, parts in sorted(qv_bias.items()):
+        if set(parts) != {'q_bias', 'v_bias'} or f'blocks.{index}.attn.qkv.bias' in result.state_dict:
+            raise UnknownCheckpointFormatError(f'mmseg BEiT block {index}: {sorted(parts)} do not make one qkv bias')
+        # [D] each -> [3 * D] in qkv's (q, k, v) order, no key bias
+        result.state_dict[f'blocks.{index}.attn.qkv.bias'] = torch.cat(
+            [parts['q_bias'], torch.zeros_like(parts['v_bias']), parts['v_bias']])
+    table = result.state_dict.get('blocks.0.attn.relative_position_bias_table')
+    proj = result.state_dict.get('patch_embed.proj.weight')
+    if 'pos_embed' not in result.state_dict and table is not None and proj is not None:
+        grid_h, grid_w = grid_of_table(table.shape[0])
+        result.state_dict['pos_embed'] = proj.new_zeros(1, 1 + grid_h * grid_w, proj.shape[0])  # [1, 1 + L, D]
+    result.extra = [name for name in result.state_dict if name.endswith(('gamma', 'relative_position_bias_table'))]
+    return result
+
+
 def _refuse_unplaced(keys: List[str], scheme: str) -> None:
     """Raise when encoder keys of a renamed scheme have no canonical counterpart: dropping them silently
     would give a different network."""
@@ -539,13 +617,15 @@ SCHEME_REFINERS['mmpretrain'] = refine_mmpretrain_for_pose
 
 
 RENAMERS = {'canonical': split_canonical, 'mmpretrain': rename_mmpretrain, 'huggingface': rename_huggingface}
+RENAMERS['mmseg_beit'] = rename_mmseg_beit
 RENAMERS['vitpose'] = rename_vitpose
 RENAMERS['mmpose_vitpose'] = rename_mmpose_vitpose
 
 __all__ = ['CHECKPOINT_FORMATS', 'DECODER_NAMES', 'EncoderKeys', 'FORMATS_WITHOUT_CLS_ROW', 'FORMAT_SCHEMES',
            'HEAD_NAMES', 'RENAMERS',
            'SCHEME_MARKERS', 'UnknownCheckpointFormatError', 'detect_scheme', 'dropped_kind', 'encoder_prefixes',
-           'format_label', 'leading_kind', 'rename_huggingface', 'rename_mmpretrain', 'sidecar_hints',
+           'format_label', 'leading_kind', 'rename_huggingface', 'rename_mmpretrain', 'rename_mmseg_beit',
+           'sidecar_hints',
            'split_canonical', 'unwrap_checkpoint']
 __all__ += ['is_mmpose_vitpose', 'is_vitpose', 'rename_mmpose_vitpose', 'rename_vitpose', 'rename_vitpose_model',
             'vitpose_grid']

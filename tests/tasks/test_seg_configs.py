@@ -32,7 +32,9 @@ def test_full_recipes(path, arch, out_indices, layers, decay, checkpoint):
     assert model.decode_head.type == 'UPerHead' and model.auxiliary_head.type == 'FCNHead'
     assert model.decode_head.num_classes == model.auxiliary_head.num_classes == 150
     assert model.decode_head.norm_cfg.type == model.neck.norm_cfg.type == 'SyncBN'
-    assert model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(341, 341))
+    assert model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(256, 256))  # mmseg's MAE config
+    # the MAE paper's ADE20K backbone (BEiT's segmentation code, mmseg's MAE): rel-pos bias + layer scale 1.0
+    assert model.backbone.use_rel_pos_bias is True and model.backbone.layer_scale_init_value == 1.0
     assert model.data_preprocessor.size == (512, 512)
     if arch == 'base':
         assert model.backbone.drop_path_rate == 0.1 and model.decode_head.channels == 768

@@ -22,9 +22,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ...checkpoint import apply_init_cfg
+from ...checkpoint.adapt import convert_backbone_keys_hook
 from ...registry import MODELS
 from ..arch import get_arch
 from ..layers.pos_embed import grid_tuple
+from ..layers.beit_attention import BEiTRelPosAttention
 from ..layers.vit import Attention, ViTEncoder
 from ..layers.window_attention import WindowRelPosAttention
 
@@ -79,6 +81,11 @@ class MAEViT(ViTEncoder, BaseModule):
         init_cfg: mmengine init config; dict(type='Pretrained', checkpoint=PATH[, prefix=...][,
             checkpoint_grid=(h, w)]) loads an official MAE file, one of our pretraining checkpoints, a saved
             backbone or any other supported format (`mae_transfer.checkpoint.load_weights`).
+        use_rel_pos_bias: BEiT-style relative position bias in every block (one zero-initialised table per
+            block over the `img_size` patch grid plus the cls token's entries, resized for other grids;
+            `layers/beit_attention.py`), as the MAE paper's ADE20K setting; needs the cls-token layout.
+        layer_scale_init_value: learnable layer scale (`blocks.N.ls1.gamma` / `ls2.gamma`) starting at this
+            value (mmseg's MAE config: 1.0); None: no layer scale.
     """
 
     def __init__(self, arch: str = 'base', img_size: Union[int, Tuple[int, int]] = 224,
@@ -89,6 +96,8 @@ class MAEViT(ViTEncoder, BaseModule):
                  use_rel_pos: bool = False, rel_pos_img_size: Optional[Union[int, Tuple[int, int]]] = None,
                  use_cls_token: Optional[bool] = None, rel_pos_impl: str = 'fold',
                  fused_attn: Optional[bool] = None, with_cp: bool = False, frozen_stages: int = -1,
+                 use_rel_pos_bias: bool = False,
+                 layer_scale_init_value: Optional[float] = None,
                  patch_padding: int = 0,
                  add_cls_pos_to_patches: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
@@ -113,11 +122,24 @@ class MAEViT(ViTEncoder, BaseModule):
             attn_kwargs.update(use_rel_pos=use_rel_pos, rel_pos_grid=rel_pos_grid, rel_pos_impl=rel_pos_impl)
             block_attn_kwargs = [dict(window_size=0 if i in global_blocks else window_size)
                                  for i in range(dims['depth'])]
+        if use_rel_pos_bias:  # BEiT-style bias over the cls token and the patch grid of img_size
+            if not use_cls_token:
+                raise ValueError('use_rel_pos_bias (BEiT style) works on the cls-token layout: use_cls_token must '
+                                 'be True, and window attention / use_rel_pos off')
+            bias_img_size = grid_tuple(img_size)
+            attn_layer = BEiTRelPosAttention
+            attn_kwargs.update(rel_pos_grid=(bias_img_size[0] // dims['patch_size'],
+                                             bias_img_size[1] // dims['patch_size']))
         super().__init__(img_size=img_size, patch_size=dims['patch_size'], in_chans=in_channels,
                          embed_dim=dims['embed_dim'], depth=dims['depth'], num_heads=dims['num_heads'],
                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path_rate=drop_path_rate,
                          trainable_pos_embed=True, dynamic_img_size=True, attn_layer=attn_layer,
-                         attn_kwargs=attn_kwargs, block_attn_kwargs=block_attn_kwargs)
+                         attn_kwargs=attn_kwargs, block_attn_kwargs=block_attn_kwargs,
+                         layer_scale_init_value=layer_scale_init_value)
+        self.use_rel_pos_bias = use_rel_pos_bias
+        self.layer_scale_init_value = layer_scale_init_value
+        # whole-model files of the reference code (mmseg BEiT / MAE UperNet, ...) load with their backbone keys
+        self.register_load_state_dict_pre_hook(convert_backbone_keys_hook)
         if patch_padding:  # ViTPose's patch conv: kernel p, stride p, padding patch_padding
             if not 0 <= patch_padding < dims['patch_size'] / 2:
                 raise ValueError(f'patch_padding must be in [0, {dims["patch_size"]} / 2), got {patch_padding}')
@@ -193,11 +215,11 @@ class MAEViT(ViTEncoder, BaseModule):
             return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid_hw)  # [N, D, h, w]
         return x.permute(0, 3, 1, 2).contiguous()  # x: [N, h, w, D] -> [N, D, h, w]
 
-    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _run_block(self, block: nn.Module, x: torch.Tensor, attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.with_cp and self.training and torch.is_grad_enabled():
             # non-reentrant checkpointing replays the RNG state, so drop path draws the same mask twice
-            return checkpoint(block, x, use_reentrant=False)
-        return block(x)
+            return checkpoint(block, x, attn_bias, use_reentrant=False)
+        return block(x, attn_bias=attn_bias)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Feature maps of the blocks in `out_indices`.
@@ -223,7 +245,8 @@ class MAEViT(ViTEncoder, BaseModule):
             x = x.reshape(n, grid_hw[0], grid_hw[1], self.embed_dim)  # x: [N, h, w, D]
         outs = []
         for index, block in enumerate(self.blocks[:self.out_indices[-1] + 1]):  # later blocks feed nothing
-            x = self._run_block(block, x)
+            bias = block.attn.relative_position_bias(grid_hw) if self.use_rel_pos_bias else None  # [1, h, L, L]
+            x = self._run_block(block, x, bias)
             if index == self.depth - 1 and self.final_norm:
                 x = self.norm(x)
             if index in self.out_indices:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, PatchEmbed
+from timm.layers import DropPath, LayerScale, Mlp, PatchEmbed
 from torch import nn
 
 from .pos_embed import get_2d_sincos_pos_embed, record_pos_embed_grid, resize_pos_embed
@@ -114,12 +114,15 @@ class Block(nn.Module):
         attn_layer: attention class, called as `attn_layer(dim, num_heads=..., qkv_bias=..., attn_drop=...,
             proj_drop=..., **attn_kwargs)`.
         attn_kwargs: extra options of the attention module (for variants of `Attention`).
+        layer_scale_init_value: learnable per-channel scales `ls1.gamma` / `ls2.gamma` on the attention and
+            MLP branches (BEiT / CaiT layer scale, timm's names), starting at this value; None: no layer scale.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  proj_drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  act_layer: Type[nn.Module] = nn.GELU, norm_layer: Optional[NormLayer] = None,
-                 attn_layer: Type[nn.Module] = Attention, attn_kwargs: Optional[Dict[str, Any]] = None) -> None:
+                 attn_layer: Type[nn.Module] = Attention, attn_kwargs: Optional[Dict[str, Any]] = None,
+                 layer_scale_init_value: Optional[float] = None) -> None:
         super().__init__()
         norm_layer = norm_layer or default_norm_layer
         self.norm1 = norm_layer(dim)
@@ -128,6 +131,9 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
+        with_ls = layer_scale_init_value is not None
+        self.ls1 = LayerScale(dim, init_values=layer_scale_init_value) if with_ls else nn.Identity()
+        self.ls2 = LayerScale(dim, init_values=layer_scale_init_value) if with_ls else nn.Identity()
 
     def forward(self, x: torch.Tensor, attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Args:
@@ -135,8 +141,8 @@ class Block(nn.Module):
                 norms, MLP and drop path act on the last dimension only.
             attn_bias: optional additive attention bias, passed to the attention module.
         """
-        x = x + self.drop_path(self.attn(self.norm1(x), attn_bias=attn_bias))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), attn_bias=attn_bias)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -177,6 +183,7 @@ class ViTEncoder(nn.Module):
         attn_layer: attention class for every block (see `Block`).
         attn_kwargs: options for that attention class.
         block_attn_kwargs: optional per-block options (one dict per block) merged over `attn_kwargs`.
+        layer_scale_init_value: layer scale in every block (see `Block`); None: none.
     """
 
     def __init__(self, img_size: Union[int, Tuple[int, int]] = 224, patch_size: int = 16, in_chans: int = 3,
@@ -185,7 +192,8 @@ class ViTEncoder(nn.Module):
                  act_layer: Type[nn.Module] = nn.GELU, trainable_pos_embed: bool = False,
                  dynamic_img_size: bool = False, attn_layer: Type[nn.Module] = Attention,
                  attn_kwargs: Optional[Dict[str, Any]] = None,
-                 block_attn_kwargs: Optional[Sequence[Dict[str, Any]]] = None) -> None:
+                 block_attn_kwargs: Optional[Sequence[Dict[str, Any]]] = None,
+                 layer_scale_init_value: Optional[float] = None) -> None:
         super().__init__()
         norm_layer = norm_layer or default_norm_layer
         if block_attn_kwargs is not None and len(block_attn_kwargs) != depth:
@@ -208,7 +216,8 @@ class ViTEncoder(nn.Module):
         dpr = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()  # stochastic depth per block
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i],
-                  act_layer=act_layer, norm_layer=norm_layer, attn_layer=attn_layer, attn_kwargs=per_block[i])
+                  act_layer=act_layer, norm_layer=norm_layer, attn_layer=attn_layer, attn_kwargs=per_block[i],
+                  layer_scale_init_value=layer_scale_init_value)
             for i in range(depth)
         ])
         self.norm = norm_layer(embed_dim)
