@@ -10,6 +10,8 @@ these, so an installed wheel runs the same commands as a source checkout:
 
 `python -m mae_transfer.tools.COMMAND` runs one too (tools/dist_train.sh does, under torchrun).
 """
+import itertools
+
 from mmengine.config import Config
 
 from mae_transfer.utils.configs import ConfigNotFoundError, load_config
@@ -22,3 +24,17 @@ def load_config_or_exit(name: str) -> Config:
         return load_config(name)
     except ConfigNotFoundError as error:
         raise SystemExit(str(error)) from error
+
+
+_RUNS = itertools.count()
+
+
+def use_own_visualizer(cfg: Config, label: str = 'run') -> None:
+    """Give this run a visualizer of its own.
+
+    mmdet / mmseg configs name their visualizer 'visualizer', and mmengine hands a later run in the same process
+    (a notebook, the demo, a test) the first run's instance: its scalars and pictures would land in the first
+    run's folder. A name unique in the process avoids that.
+    """
+    if cfg.get('visualizer'):
+        cfg.visualizer.name = f'visualizer_{label}_{next(_RUNS)}'

@@ -32,6 +32,7 @@ from mae_transfer.checkpoint import find_latest_checkpoint
 from mae_transfer.apis import task_module
 from mae_transfer.datasets.synthetic import SYNTHETIC_SETS, ensure_synthetic
 from mae_transfer.engine import add_run_safety
+from mae_transfer.tools import use_own_visualizer
 from mae_transfer.utils import collect_env
 from mae_transfer.utils.configs import CONFIG_ROOT, set_pretrained
 from mae_transfer.utils.report import (image_link, markdown_table, numeric_metrics, plot_curves, read_scalars,
@@ -168,10 +169,7 @@ def fine_tune(task: DemoTask, init: str, checkpoint: Optional[Path], args: argpa
     work_dir = args.work_dir / task.name / init
     cfg.work_dir = str(work_dir)
     set_pretrained(cfg, None if checkpoint is None else str(checkpoint))
-    if cfg.get('visualizer'):
-        # mmdet/mmseg configs name their visualizer 'visualizer'; mmengine then hands the second run of this
-        # process the first run's instance, and its log scalars land in the first run's folder.
-        cfg.visualizer.name = f'visualizer_{task.name}_{init}'
+    use_own_visualizer(cfg, f'{task.name}_{init}')
     scale_schedule(cfg, args.scale * task.schedule)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # evaluated once, by runner.test() below
     add_run_safety(cfg)
