@@ -32,7 +32,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -233,6 +233,23 @@ def sidecar_hints(weights_path: Path) -> Dict[str, Any]:
 # Renamers: (whole state dict, encoder prefix) -> EncoderKeys
 # ----------------------------------------------------------------------------------------------------------
 
+def under_prefix(state_dict: Mapping[str, Any], prefix: str,
+                 dropped: List[str]) -> Iterator[Tuple[str, str, Any]]:
+    """(key, name without `prefix`, value) of each key under `prefix`, in file order; the keys outside it are
+    appended to `dropped` (they belong to necks, heads or other models). Every renamer walks a file this way.
+
+    Args:
+        state_dict: the whole model's state dict.
+        prefix: where the encoder sits.
+        dropped: the renamer's list of left-out keys.
+    """
+    for key, value in state_dict.items():
+        if key.startswith(prefix):
+            yield key, key[len(prefix):], value
+        else:
+            dropped.append(key)
+
+
 def split_canonical(state_dict: Mapping[str, torch.Tensor], prefix: str) -> EncoderKeys:
     """Take the encoder (and a canonical MAE decoder) out of a state dict that already uses canonical names.
 
@@ -241,11 +258,7 @@ def split_canonical(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Enco
         prefix: where the encoder sits ('', 'mae.', 'backbone.', ...).
     """
     result = EncoderKeys()
-    for key, value in state_dict.items():
-        if not key.startswith(prefix):
-            result.dropped.append(key)
-            continue
-        name = key[len(prefix):]
+    for key, name, value in under_prefix(state_dict, prefix, result.dropped):
         kind = leading_kind(name)
         if kind is not None:
             result.dropped.append(key)
@@ -290,11 +303,7 @@ def rename_mmpretrain(state_dict: Mapping[str, torch.Tensor], prefix: str) -> En
     """
     result = EncoderKeys()
     unplaced = []
-    for key, value in state_dict.items():
-        if not key.startswith(prefix):
-            result.dropped.append(key)
-            continue
-        name = key[len(prefix):]
+    for key, name, value in under_prefix(state_dict, prefix, result.dropped):
         if name in MMPRETRAIN_TOP:
             result.state_dict[MMPRETRAIN_TOP[name]] = value
         elif name.startswith('ln2.'):
@@ -340,11 +349,7 @@ def rename_huggingface(state_dict: Mapping[str, torch.Tensor], prefix: str) -> E
     result = EncoderKeys()
     qkv_parts: Dict[Tuple[str, str], Dict[str, torch.Tensor]] = {}  # (block, weight|bias) -> {q, k, v}
     unplaced = []
-    for key, value in state_dict.items():
-        if not key.startswith(prefix):
-            result.dropped.append(key)
-            continue
-        name = key[len(prefix):]
+    for key, name, value in under_prefix(state_dict, prefix, result.dropped):
         layer = HF_LAYER_KEY.match(name)
         if name in HF_TOP:
             result.state_dict[HF_TOP[name]] = value
@@ -412,11 +417,7 @@ def rename_mmseg_beit(state_dict: Mapping[str, torch.Tensor], prefix: str) -> En
     result = EncoderKeys()
     qv_bias: Dict[str, Dict[str, torch.Tensor]] = {}  # block -> {q_bias, v_bias}
     unplaced = []
-    for key, value in state_dict.items():
-        if not key.startswith(prefix):
-            result.dropped.append(key)
-            continue
-        name = key[len(prefix):]
+    for key, name, value in under_prefix(state_dict, prefix, result.dropped):
         layer = MMSEG_BEIT_LAYER_KEY.match(name)
         if name in MMPRETRAIN_TOP:
             result.state_dict[MMPRETRAIN_TOP[name]] = value
