@@ -59,4 +59,10 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
 
 # ---- runtime ---------------------------------------------------------------------------------------------
 default_hooks = dict(checkpoint=dict(interval=20, max_keep_ckpts=3, save_last=True))
-custom_hooks = [dict(type='ReconstructionHook', interval=5000, num_images=6)]
+custom_hooks = [
+    dict(type='ReconstructionHook', interval=5000, num_images=6),
+    # k-NN top-1 of the encoder's features on a small labelled set (docs/pretraining.md). Off here (no such
+    # set ships with ImageNet); switch it on with a folder holding train/<class>/ (bank) and val/<class>/
+    # (queries): --cfg-options custom_hooks.1.data_root=/path/to/labeled_folder  (1 = this entry's index)
+    dict(type='KNNMonitorHook', data_root=None, interval=5000, k=20, temperature=0.07),
+]

@@ -1,6 +1,7 @@
 """Training machinery shared by every task: run safety, mixed precision, lr scaling, hooks (checkpoint
 safety lives in `mae_transfer.checkpoint`)."""
 from .distributed import CPUCompatibleDDP, prepare_cpu_distributed
+from .knn_monitor_hook import KNNMonitorHook, knn_accuracy
 from .lars import LARS, Lars
 from .layer_decay import LayerDecayOptimWrapperConstructor, get_layer_id
 from .lr_scaling import effective_batch_size, scale_lr_to_effective_batch
@@ -13,7 +14,7 @@ from .run_safety import add_run_safety
 __all__ = [
     'LARS', 'Lars',
     'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'seed_worker',
-    'AutocastOptimWrapper', 'CPUCompatibleDDP', 'LayerDecayOptimWrapperConstructor', 'ReconstructionHook',
-    'effective_batch_size', 'get_layer_id', 'prepare_cpu_distributed',
+    'AutocastOptimWrapper', 'CPUCompatibleDDP', 'KNNMonitorHook', 'LayerDecayOptimWrapperConstructor',
+    'ReconstructionHook', 'effective_batch_size', 'get_layer_id', 'knn_accuracy', 'prepare_cpu_distributed',
     'scale_lr_to_effective_batch'
 ]
