@@ -14,6 +14,8 @@ train_transform = dict(input_size=input_size, scale=(0.35, 1.0))
 val_transform = dict(input_size=input_size, crop_pct=224 / 256)
 batch_size = 64
 train_dataloader = dict(batch_size=batch_size, num_workers=2, pin_memory=False,
+                        sampler=dict(type='InfiniteSampler', shuffle=True),  # iteration-based: no 2 s pause
+                        # and worker restart at each epoch's end (mmengine's loop does both for a finite sampler)
                         dataset=dict(data_root=data_root + '/train', transform=train_transform))
 val_dataloader = dict(batch_size=64, num_workers=1, pin_memory=False,
                       dataset=dict(data_root=data_root + '/val', transform=val_transform,
