@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The README's main job: the whole MAE journey on CPU with built-in data.
 
-The logic and the options live in mae_transfer/tools/demo.py (also `mae-transfer demo`); `--help` lists them.
+The logic and the options live in mae_transfer/tools/demo/ (also `mae-transfer demo`); `--help` lists them.
 """
 from mae_transfer.tools.demo import main
 

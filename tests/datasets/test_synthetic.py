@@ -42,6 +42,6 @@ def test_pretrain_images_are_rewritten_when_the_count_differs(tmp_path):
 
 
 def test_every_task_has_a_set_and_unknown_tasks_are_named():
-    assert sorted(SYNTHETIC_SETS) == ['cls', 'det', 'pose', 'pretrain', 'seg']
+    assert sorted(SYNTHETIC_SETS) == ['cls', 'det', 'pool', 'pose', 'pretrain', 'seg']
     with pytest.raises(ValueError, match="no synthetic set for task 'depth'"):
         ensure_synthetic('depth')

@@ -1,6 +1,7 @@
-"""The README's main command, tools/demo.py, end to end at a tiny scale (2 pretraining epochs on 64 generated
-images, 2 % of each fine-tuning schedule): every stage runs, the report's numbers and pictures are real files
-and values, and --skip-pretrain reuses the checkpoint. About 2.5 minutes on 2 cores."""
+"""The README's main command, tools/demo.py, end to end at a tiny scale: `--quick` on a 64-image pool (2
+pretraining epochs, 3 % of each fine-tuning schedule) runs every stage with its progress line, prints the summary
+table, and writes a report whose numbers and pictures are real; `--skip-pretrain` with 2 seeds adds the
+label-efficiency picture. About 3 minutes on 2 cores."""
 import json
 import math
 import re
@@ -12,14 +13,14 @@ import pytest
 
 from helpers.paths import REPO
 
+from mae_transfer.tools.demo.plan import LABEL_BUDGETS, LABEL_EFFICIENCY_TASK, TASKS
+
 DEMO = REPO / 'tools' / 'demo.py'
-TASK_METRICS = {'det': ['coco/bbox_mAP', 'coco/segm_mAP'], 'seg': ['mIoU', 'mAcc', 'aAcc'],
-                'pose': ['coco/AP', 'coco/AR']}
 
 
 def run_demo(cwd: Path, *options: str) -> subprocess.CompletedProcess:
-    # The demo's data folders are relative (data/synthetic_*), so a temporary working directory keeps the
-    # repository's own data/ untouched.
+    # The demo's data folders are relative (data/...), so a temporary working directory keeps the repository's
+    # own data/ untouched.
     return subprocess.run([sys.executable, str(DEMO), '--work-dir', 'wd', '--num-pictures', '1', *options],
                           cwd=cwd, capture_output=True, text=True, timeout=900)
 
@@ -32,50 +33,75 @@ def linked_files(report: Path):
 @pytest.fixture(scope='module')
 def demo_dir(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp('demo')
-    result = run_demo(cwd, '--epochs', '2', '--num-images', '64', '--scale', '0.02')
+    result = run_demo(cwd, '--quick', '--epochs', '2', '--num-images', '64', '--scale', '0.03')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (cwd / 'stdout.txt').write_text(result.stdout)
     return cwd
 
 
-def test_every_stage_runs_with_progress_and_reports_finite_metrics(demo_dir):
+def test_quick_runs_every_stage_with_a_concise_console_and_the_full_log_in_the_work_dir(demo_dir):
     stdout = (demo_dir / 'stdout.txt').read_text()
-    for stage in range(1, 8):  # pretraining + 3 tasks x (from MAE, from random)
-        assert re.search(rf'\[demo {stage}/7\] .* elapsed .*, about .* left', stdout), stage
-    metrics = json.loads((demo_dir / 'wd' / 'metrics.json').read_text())
-    assert sorted(metrics) == sorted(TASK_METRICS)
-    for task, keys in TASK_METRICS.items():
-        for init in ('mae', 'random'):
-            for key in keys:
-                assert math.isfinite(metrics[task][init][key]), (task, init, key)
+    stages = 1 + len(TASKS) * 2  # pretraining + every task from MAE and from random, one seed
+    for stage in range(1, stages + 1):
+        assert re.search(rf'\[demo {stage}/{stages}\] .* elapsed .*, about .* left', stdout), stage
+    assert 'Iter(train)' not in stdout and 'Epoch(train)' not in stdout  # mmengine's lines go to the log
+    log = (demo_dir / 'wd' / 'demo.log').read_text()
+    assert 'Epoch(train)' in log and 'Iter(train)' in log
+    # the summary table: one row per task metric, with the verdict
+    for task in TASKS.values():
+        for title in task.metrics.values():
+            assert re.search(rf'^{task.name} +{re.escape(title)} +\S+ +\S+ +[+-]\d', stdout, re.M), (task.name, title)
+    assert 'Report: wd/report.md' in stdout
 
 
-def test_report_holds_the_comparison_and_only_existing_pictures(demo_dir):
+def test_metrics_hold_every_run_and_the_table_matches_them(demo_dir):
     work_dir = demo_dir / 'wd'
-    report = work_dir / 'report.md'
-    text = report.read_text()
     metrics = json.loads((work_dir / 'metrics.json').read_text())
-    # the table shows what the run measured: from MAE, from random and their difference
-    seg_row = next(line for line in text.splitlines() if line.startswith('| seg | mIoU |'))
-    mae_value, random_value, difference = (float(cell) for cell in seg_row.strip('|').split('|')[2:5])
-    assert mae_value == pytest.approx(metrics['seg']['mae']['mIoU'], abs=1e-3)
-    assert random_value == pytest.approx(metrics['seg']['random']['mIoU'], abs=1e-3)
-    assert difference == pytest.approx(mae_value - random_value, abs=2e-3)
-    links = linked_files(report)
-    for part in ('pretrain/reconstructions/', 'det/mae/pictures/', 'det/random/pictures/', 'seg/mae/pictures/',
-                 'pose/random/pictures/'):
+    assert metrics['setting']['seeds'] == 1 and metrics['setting']['pool_images'] == 64
+    runs = {(r['task'], r['init']): r for r in metrics['runs']}
+    assert sorted(runs) == sorted((task, init) for task in TASKS for init in ('mae', 'random'))
+    for (task, init), run in runs.items():
+        for key in TASKS[task].metrics:
+            assert math.isfinite(run['metrics'][key]), (task, init, key)
+    text = (work_dir / 'report.md').read_text()
+    seg = next(s for s in metrics['summary'] if s['task'] == 'seg' and s['metric'] == 'mIoU')
+    row = next(line for line in text.splitlines() if line.startswith('| seg | mIoU |'))
+    mae_cell, random_cell, difference = (cell.strip() for cell in row.strip('|').split('|')[2:5])
+    assert float(mae_cell) == pytest.approx(seg['mae_mean'], abs=0.05)
+    assert float(random_cell) == pytest.approx(seg['random_mean'], abs=0.05)
+    assert float(difference) == pytest.approx(seg['mae_mean'] - seg['random_mean'], abs=0.1)
+    assert seg['verdict'] in row
+
+
+def test_report_shows_the_knn_curve_and_only_existing_pictures(demo_dir):
+    work_dir = demo_dir / 'wd'
+    text = (work_dir / 'report.md').read_text()
+    knn = re.search(r'k-NN top-1 of the encoder .*: ([\d.]+) % at iteration 0 .*, ([\d.]+) % at iteration (\d+); '
+                    r'the monitor cost ([\d.]+) s = ([\d.]+) %', text)
+    assert knn and int(knn.group(3)) > 0, text[:2000]
+    links = linked_files(work_dir / 'report.md')
+    for part in ('plots/pretraining.png', 'pretrain/reconstructions/', 'det/mae/', 'det/random/', 'seg/mae/',
+                 'pose/random/'):
         assert any(link.startswith(part) for link in links), part
     for link in links:
         assert (work_dir / link).is_file() and (work_dir / link).stat().st_size > 1000, link
     assert (work_dir / 'pretrain' / 'epoch_2.pth').is_file()
+    assert 'Label efficiency' not in text  # --quick runs one budget
 
 
-def test_skip_pretrain_reuses_the_checkpoint_and_needs_one(demo_dir, tmp_path):
-    result = run_demo(demo_dir, '--skip-pretrain', '--tasks', 'seg', '--scale', '0.02')
+def test_skip_pretrain_with_two_seeds_draws_the_label_efficiency_picture(demo_dir, tmp_path):
+    result = run_demo(demo_dir, '--skip-pretrain', '--tasks', LABEL_EFFICIENCY_TASK, '--seeds', '2',
+                      '--scale', '0.03')
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"MAE checkpoint: {demo_dir / 'wd' / 'pretrain' / 'epoch_2.pth'}" in result.stdout
-    assert '[demo 1/2] seg' in result.stdout and 'MAE pretraining' not in result.stdout
-    assert sorted(json.loads((demo_dir / 'wd' / 'metrics.json').read_text())) == ['seg']
+    assert f"MAE checkpoint: {Path('wd') / 'pretrain' / 'epoch_2.pth'}" in result.stdout
+    runs = len(LABEL_BUDGETS) * 2 * 2  # budgets x starts x seeds
+    assert f'[demo 1/{runs}] {LABEL_EFFICIENCY_TASK}' in result.stdout and 'MAE pretraining' not in result.stdout
+    metrics = json.loads((demo_dir / 'wd' / 'metrics.json').read_text())
+    assert sorted({(r['labels'], r['seed']) for r in metrics['runs']}) == [
+        (labels, seed) for labels in sorted(LABEL_BUDGETS) for seed in (0, 1)]
+    text = (demo_dir / 'wd' / 'report.md').read_text()
+    assert '## Label efficiency' in text and (demo_dir / 'wd' / 'plots' / 'label_efficiency.png').is_file()
+    assert re.search(r'^\| probe \| top-1 \| [\d.]+ \([\d.]+-[\d.]+\) \|', text, re.M)  # mean (min-max) of 2 seeds
 
     empty = run_demo(tmp_path, '--skip-pretrain', '--tasks', 'seg')
     assert empty.returncode != 0 and 'no pretraining checkpoint in wd/pretrain' in empty.stderr

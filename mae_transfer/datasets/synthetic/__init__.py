@@ -1,7 +1,8 @@
 """Procedural data sets, deterministic by seed: the built-in data of the demo, the benchmarks and the tests.
 
 One generator per task, in its own module: `images` (pretraining), `coco` (detection), `ade` (segmentation),
-`pose` (keypoints) and `classes` (classification). One way to use them, for every task:
+`pose` (keypoints) and `classes` (classification); `pool` draws unlabeled images from all four tasks' scene
+functions (the demo's pretraining pool). One way to use them, for every task:
 
     root = ensure_synthetic('det', cfg=cfg)          # write data/synthetic_det unless it is there; point cfg at it
     options = synthetic_data_options('det', root)    # the same pointing as --cfg-options KEY=VALUE pairs
@@ -17,6 +18,7 @@ from .ade import generate_ade_dataset
 from .classes import generate_class_folders
 from .coco import generate_coco_instances
 from .images import generate_images
+from .pool import generate_unlabeled_pool
 from .pose import generate_pose_dataset
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -32,13 +34,14 @@ class SyntheticSet:
     options: Dict[str, Any] = field(default_factory=dict)  # generator options of the tiny config's set
 
     def is_written(self, root: Path, options: Dict[str, Any]) -> bool:
-        if self.generate is generate_images:  # a folder of images: complete when it holds as many as asked
+        if self.generate in (generate_images, generate_unlabeled_pool):  # complete when it holds as many as asked
             return root.is_dir() and len(list(root.glob('scene_*.png'))) == options['num_images']
         return all((root / marker).exists() for marker in self.markers)
 
 
 SYNTHETIC_SETS: Dict[str, SyntheticSet] = {
     'pretrain': SyntheticSet(generate_images, 'data/synthetic_images', options=dict(num_images=512)),
+    'pool': SyntheticSet(generate_unlabeled_pool, 'data/synthetic_pool', options=dict(num_images=2048)),
     'det': SyntheticSet(generate_coco_instances, 'data/synthetic_det',
                         ('annotations/instances_train.json', 'annotations/instances_val.json')),
     'seg': SyntheticSet(generate_ade_dataset, 'data/synthetic_seg', ('images/training', 'annotations/validation')),
@@ -60,7 +63,7 @@ def ensure_synthetic(task: str, root: Union[str, Path, None] = None, cfg: Option
     """Write a task's synthetic set under `root` unless it is already there, and point `cfg` at it.
 
     Args:
-        task: 'pretrain', 'det', 'seg', 'pose' or 'cls'.
+        task: 'pretrain', 'pool', 'det', 'seg', 'pose' or 'cls'.
         root: the set's folder; `SYNTHETIC_SETS[task].default_root` (relative to the working directory) if None.
         cfg: an mmengine Config to point at the set (`synthetic_data_options`); loaders and evaluators that the
             config leaves out (or sets to None) are left alone.
@@ -92,7 +95,7 @@ def synthetic_data_options(task: str, root: Union[str, Path]) -> Dict[str, str]:
     evaluators (detection, pose) which do not follow the loaders' data roots."""
     _task_set(task)
     root = Path(root).as_posix()
-    if task == 'pretrain':
+    if task in ('pretrain', 'pool'):
         return {'train_dataloader.dataset.data_root': root}
     if task == 'cls':
         return {'train_dataloader.dataset.data_root': f'{root}/train',
@@ -109,5 +112,6 @@ def synthetic_data_options(task: str, root: Union[str, Path]) -> Dict[str, str]:
 
 __all__ = [
     'SYNTHETIC_SETS', 'SyntheticSet', 'ensure_synthetic', 'generate_ade_dataset', 'generate_class_folders',
-    'generate_coco_instances', 'generate_images', 'generate_pose_dataset', 'synthetic_data_options'
+    'generate_coco_instances', 'generate_images', 'generate_pose_dataset', 'generate_unlabeled_pool',
+    'synthetic_data_options'
 ]
