@@ -41,6 +41,9 @@ def pretrain_arguments(argv: List[str]) -> List[str]:
     args = list(argv)
     config = args.pop(0) if args and args[0].endswith('.py') else TINY_PRETRAIN
     if '--images' not in args:
+        if config == TINY_PRETRAIN:  # the built-in default: its procedural images, written on first use
+            from mae_transfer.datasets.synthetic import ensure_synthetic
+            ensure_synthetic('pretrain')
         return [config, *args]
     at = args.index('--images')
     if at + 1 >= len(args):

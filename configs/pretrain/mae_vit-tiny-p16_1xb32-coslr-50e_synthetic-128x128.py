@@ -1,6 +1,6 @@
 # Tiny CPU twin of the MAE recipe, used by the demo and the tests: the same pipeline, optimiser and schedule
 # shape at a size that trains in a few minutes on 2 cores. Data: images from
-# mae_transfer.datasets.generate_images (the demo writes them to data/synthetic_images).
+# mae_transfer.datasets.generate_images (`mae-transfer pretrain` writes them to data/synthetic_images if missing).
 _base_ = ['./mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py']
 
 img_size = 128  # 8 x 8 patches of 16: 16 stay visible at mask 0.75

@@ -46,6 +46,15 @@ def test_pretrain_defaults_to_the_tiny_recipe_and_maps_images_and_epochs():
         cli.pretrain_arguments(['--images'])
 
 
+def test_pretrain_without_images_writes_the_built_in_set_first(tmp_path, monkeypatch):
+    import mae_transfer.datasets.synthetic as synthetic
+    written = []
+    monkeypatch.setattr(synthetic, 'ensure_synthetic', lambda task, *a, **k: written.append(task))
+    assert cli.pretrain_arguments(['--epochs', '2'])[1:] == ['--epochs', '2'] and written == ['pretrain']
+    cli.pretrain_arguments(['my.py'])  # the user's own config reads the user's own data
+    assert written == ['pretrain']
+
+
 def test_configs_are_named_by_path_or_relative_to_configs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nowhere near the checkout
     shipped = CONFIG_ROOT / DET_BASE

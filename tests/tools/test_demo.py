@@ -93,7 +93,7 @@ def test_skip_pretrain_with_two_seeds_draws_the_label_efficiency_picture(demo_di
     result = run_demo(demo_dir, '--skip-pretrain', '--tasks', LABEL_EFFICIENCY_TASK, '--seeds', '2',
                       '--scale', '0.03')
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"MAE checkpoint: {Path('wd') / 'pretrain' / 'epoch_2.pth'}" in result.stdout
+    assert re.search(r'MAE checkpoint: \S*wd/pretrain/epoch_2\.pth', result.stdout), result.stdout[-2000:]
     runs = len(LABEL_BUDGETS) * 2 * 2  # budgets x starts x seeds
     assert f'[demo 1/{runs}] {LABEL_EFFICIENCY_TASK}' in result.stdout and 'MAE pretraining' not in result.stdout
     metrics = json.loads((demo_dir / 'wd' / 'metrics.json').read_text())

@@ -100,6 +100,11 @@ def fine_tune(run: FineTuneRun, checkpoint: Optional[Path], work_dir: Path, scal
     set_schedule_length(cfg, iters=max(1, round(task.iters * scale)))
     cfg.randomness = dict(seed=run.seed)
     cfg.merge_from_dict(dict(task.options))
+    for loader in ('train_dataloader', 'test_dataloader'):
+        # Data in the main process: tens of small images load in milliseconds, while the workers of one run,
+        # collected during a later run, stalled it for up to a minute (each join waits for a worker whose
+        # prefetched batches nobody reads).
+        cfg[loader].update(num_workers=0, persistent_workers=False)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # evaluated once, by runner.test() below
     pictures = run.draws_pictures and num_pictures > 0 and bool(task.picture_glob)
     if not pictures:
