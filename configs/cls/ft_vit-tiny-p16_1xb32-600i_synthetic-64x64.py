@@ -1,7 +1,7 @@
 # Tiny CPU twin of the fine-tuning recipe: same model, augmentation (RandAugment, random erasing, mixup,
 # cutmix, label smoothing), layer-wise lr decay, AdamW and warm-up + cosine, sized to train in about a minute on
 # 2 cores. Data: mae_transfer.datasets.generate_class_folders (8 shape classes) in data/synthetic_cls/.
-# --pretrained work_dirs/demo/pretrain/epoch_50.pth starts from the demo's tiny MAE (trained at 128 px).
+# --pretrained work_dirs/demo/pretrain/epoch_12.pth starts from the demo's tiny MAE (trained at 128 px).
 _base_ = ['./ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py']
 
 num_classes = 8

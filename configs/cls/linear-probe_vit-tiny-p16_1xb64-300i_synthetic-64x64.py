@@ -1,6 +1,6 @@
 # Tiny CPU twin of the linear-probe recipe: frozen tiny encoder (eval mode), cls token, BatchNorm1d without
 # affine + linear head, LARS and warm-up + cosine, on the generated shape classes in data/synthetic_cls/.
-# --pretrained work_dirs/demo/pretrain/epoch_50.pth probes the demo's tiny MAE; by default the encoder is
+# --pretrained work_dirs/demo/pretrain/epoch_12.pth probes the demo's tiny MAE; by default the encoder is
 # random, which probes what random features already tell (colour).
 _base_ = ['./linear-probe_vit-base-p16_8xb2048-lars-coslr-90e_in1k-224x224.py']
 

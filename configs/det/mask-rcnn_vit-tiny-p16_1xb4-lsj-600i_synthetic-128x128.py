@@ -4,7 +4,7 @@
 #
 #   python -m mae_transfer.datasets.synthetic.coco data/synthetic_det      # 256 train + 64 val images
 #   python tools/train.py configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py \
-#       [--pretrained work_dirs/demo/pretrain/epoch_50.pth]
+#       [--pretrained work_dirs/demo/pretrain/epoch_12.pth]
 #
 # The backbone starts from random weights unless --pretrained names a (tiny, 128 px) MAE checkpoint.
 _base_ = ['./mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py']

@@ -3,7 +3,7 @@
 # mae_transfer.datasets.synthetic.ade (label 0 = other, reduce_zero_label as on ADE20K), written with
 #   python -m mae_transfer.datasets.synthetic.ade data/synthetic_seg
 #   python tools/train.py configs/seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py \
-#       [--pretrained work_dirs/demo/pretrain/epoch_50.pth]    # tiny MAE from the demo (128 px), or random
+#       [--pretrained work_dirs/demo/pretrain/epoch_12.pth]    # tiny MAE from the demo (128 px), or random
 _base_ = './upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 
 crop_size = (128, 128)

@@ -17,7 +17,8 @@ def test_runs_are_seed_major_with_both_starts_and_the_extra_budgets_last():
     runs = fine_tune_runs(['seg', LABEL_EFFICIENCY_TASK], seeds=2, label_efficiency=True)
     main = [r for r in runs if r.labels == TASKS[r.task].labels]
     assert [(r.seed, r.task, r.init) for r in main[:4]] == [
-        (0, 'seg', 'mae'), (0, 'seg', 'random'), (0, LABEL_EFFICIENCY_TASK, 'mae'), (0, LABEL_EFFICIENCY_TASK, 'random')]
+        (0, 'seg', 'mae'), (0, 'seg', 'random'),
+        (0, LABEL_EFFICIENCY_TASK, 'mae'), (0, LABEL_EFFICIENCY_TASK, 'random')]
     extra = runs[len(main):]
     assert all(r.task == LABEL_EFFICIENCY_TASK and r.labels != TASKS[r.task].labels for r in extra)
     assert len(extra) == (len(LABEL_BUDGETS) - 1) * 2 * len(INITS)
@@ -42,7 +43,9 @@ def test_verdict_needs_the_mae_mean_above_the_best_random_seed():
 
 def test_coco_fractions_get_three_digits_and_label_curves_group_by_budget():
     det = compare([result('det', 'mae', 0, 32, 0.21), result('det', 'random', 0, 32, 0.11)], ['det'])[0]
-    assert det.digits == 3 and det.mae.text(3) == '0.210'  # one seed: no range
+    assert det.digits == 3 and det.mae.text(3) == '0.210' and det.wins  # one seed: no range
+    noise = compare([result('det', 'mae', 0, 32, 0.007), result('det', 'random', 0, 32, 0.003)], ['det'])[0]
+    assert not noise.learned and not noise.wins and noise.verdict.startswith('not learned from either start')
     task = TASKS[LABEL_EFFICIENCY_TASK]
     curve = label_curve([result(task.name, 'mae', s, b, 10.0 * b + s) for b in LABEL_BUDGETS for s in (0, 1)]
                         + [result('seg', 'mae', 0, 24, 1.0)], task.name, next(iter(task.metrics)))

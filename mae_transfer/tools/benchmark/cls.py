@@ -2,7 +2,7 @@
 models (parameters, peak memory, one forward + backward).
 
     python tools/benchmark.py cls tiny                            # the three protocols, random init, 8 classes
-    python tools/benchmark.py cls tiny --protocols finetune --pretrained work_dirs/demo/pretrain/epoch_50.pth
+    python tools/benchmark.py cls tiny --protocols finetune --pretrained work_dirs/demo/pretrain/epoch_12.pth
     python tools/benchmark.py cls full                            # ViT-B fine-tune and linear probe, batch 8, 224
     python tools/benchmark.py cls full --configs cls/ft_vit-large-p16_8xb128-coslr-50e_in1k-224x224.py
 

@@ -5,7 +5,7 @@ untrained model (the exact weights training starts from), trains the tiny config
 box / mask AP before and after, with the wall and CPU seconds per training iteration.
 
     python tools/benchmark.py det tiny                                   # the config's schedule, random init
-    python tools/benchmark.py det tiny --pretrained work_dirs/demo/pretrain/epoch_50.pth
+    python tools/benchmark.py det tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
 
 full: parameters, and the time and peak memory of one training forward + backward (RPN, box and mask losses) of
 a full-size config at its input size (1024 x 1024, batch 1 by default), with a few ground-truth instances, in a

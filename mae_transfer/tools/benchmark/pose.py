@@ -1,7 +1,7 @@
 """Pose benchmarks (printed, not asserted).
 
     python tools/benchmark.py pose tiny                  # synthetic set, untrained AP, train, trained AP, s/iter
-    python tools/benchmark.py pose tiny --pretrained work_dirs/demo/pretrain/epoch_50.pth
+    python tools/benchmark.py pose tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
     python tools/benchmark.py pose full                  # ViT-B 256x192: params, img/s, fwd+bwd time, peak RSS
     python tools/benchmark.py pose full --config pose/heatmap_vit-large-p16_8xb64-210e_coco-256x192.py
     python tools/benchmark.py pose all                   # tiny, then full

@@ -5,7 +5,7 @@ untrained model (the exact weights training starts from), trains the tiny config
 mIoU / mAcc / aAcc before and after, with the wall and CPU seconds per training iteration.
 
     python tools/benchmark.py seg tiny                                   # the config's 200 iterations, random init
-    python tools/benchmark.py seg tiny --pretrained work_dirs/demo/pretrain/epoch_50.pth --iters 200
+    python tools/benchmark.py seg tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth --iters 200
 
 full: parameters, and the time and peak memory of one training forward + backward (losses of both heads) of a
 full-size config at its crop size (ViT-B: 512 x 512, batch 2 as on each of the 8 GPUs), in a fresh process so

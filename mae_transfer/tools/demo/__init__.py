@@ -21,8 +21,10 @@ Data goes to data/ and results to work_dirs/ under the current directory, so the
 source checkout and from an installed wheel.
 """
 import argparse
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -149,8 +151,13 @@ def result_line(task: DemoTask, result: FineTuneResult) -> str:
     return f'    {shown} ({duration(result.train_s)} of training)'
 
 
+PKG_RESOURCES_WARNING = 'ignore:pkg_resources is deprecated:UserWarning'  # mmengine / mmcv imports: noise
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    warnings.filterwarnings(*PKG_RESOURCES_WARNING.split(':')[:2], category=UserWarning)
+    os.environ.setdefault('PYTHONWARNINGS', PKG_RESOURCES_WARNING)  # and in any Python process a run starts
     failures = collect_env.verify()
     if failures:
         sys.exit('\n'.join(failures))

@@ -97,8 +97,8 @@ def write_report(out_dir: Path, setting: Dict[str, object], pretrain: Optional[P
     lines += ['## Results (as measured)', '', markdown_table(SUMMARY_HEADER, summary_rows(comparisons)), '']
     missed = [c for c in comparisons if not c.wins]
     if missed:
-        lines += ['Where MAE does not beat every random seed: ' + '; '.join(
-            f'{c.task} {c.title} ({c.verdict})' for c in missed) + '. The table reports it as measured.', '']
+        lines += ['Where the table does not show MAE beating every random seed: ' + '; '.join(
+            f'{c.task} {c.title} ({c.verdict})' for c in missed) + '. It reports each as measured.', '']
     else:
         lines += [f'For every task, the MAE start\'s mean beats the random start\'s best of {seeds} seeds.', '']
 
@@ -110,8 +110,8 @@ def write_report(out_dir: Path, setting: Dict[str, object], pretrain: Optional[P
          for name, runs in _by_task(results).items()]), '']
 
     if pretrain is not None:
-        lines += ['## MAE pretraining', '',
-                  f'{setting["pool_images"]} unlabeled images, {setting["epochs"]} epochs, {duration(pretrain.seconds)}.']
+        lines += ['## MAE pretraining', '', f'{setting["pool_images"]} unlabeled images, {setting["epochs"]} epochs, '
+                  f'{duration(pretrain.seconds)}.']
         pretrain_dir = pretrain.checkpoint.parent
         curves = plot_pretraining(training_curve(read_scalars(pretrain_dir)), pretrain.knn,
                                   out_dir / 'plots' / 'pretraining.png')

@@ -9,6 +9,8 @@ from typing import Dict, Iterable, List, Sequence
 
 from .plan import TASKS
 
+AP_FLOOR = 0.02  # below this on every seed of both starts, a COCO AP comparison says nothing
+
 
 @dataclass(frozen=True)
 class Spread:
@@ -46,9 +48,16 @@ class Comparison:
         return 3 if max(self.mae.values + self.random.values, default=0) <= 1.0 else 1
 
     @property
+    def learned(self) -> bool:
+        """False when no seed of either start reached the floor: a COCO AP below 0.02 is noise, not a result."""
+        return self.digits == 1 or max(self.mae.values + self.random.values) >= AP_FLOOR
+
+    @property
     def verdict(self) -> str:
         if not self.mae.values or not self.random.values:
             return 'not measured'
+        if not self.learned:
+            return f'not learned from either start in this budget (AP < {AP_FLOOR})'
         if self.mae.mean > self.random.high:
             return 'MAE better (mean above every random seed)'
         if self.mae.mean > self.random.mean:
