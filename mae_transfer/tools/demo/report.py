@@ -61,9 +61,11 @@ def plot_label_efficiency(curve: Dict[str, Dict[int, Spread]], out: Path, title:
         ax.plot(budgets, [points[b].mean for b in budgets], marker='o', color=COLOURS[init], label=f'from {init}')
         ax.fill_between(budgets, [points[b].low for b in budgets], [points[b].high for b in budgets],
                         color=COLOURS[init], alpha=0.2)
-    ax.set_xscale('log')
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    ax.set_xscale('log')  # budgets grow by factors: equal steps on the axis
     ax.set_xticks(sorted({b for points in curve.values() for b in points}))
-    ax.get_xaxis().set_major_formatter(__import__('matplotlib').ticker.ScalarFormatter())
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # plain numbers at the budgets, nothing in between
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(title=title, xlabel=f'labelled training images ({unit})', ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
