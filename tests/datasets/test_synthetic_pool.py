@@ -30,3 +30,6 @@ def test_ensure_synthetic_writes_the_pool_once(tmp_path):
     ensure_synthetic('pool', tmp_path, log=logged.append, num_images=4)
     ensure_synthetic('pool', tmp_path, log=logged.append, num_images=4)
     assert len(logged) == 1 and len(list(tmp_path.glob('scene_*.png'))) == 4
+    ensure_synthetic('pool', tmp_path, log=logged.append, num_images=2)  # smaller: no extras left behind
+    assert len(logged) == 2 and sorted(p.name for p in tmp_path.glob('scene_*.png')) == ['scene_00000.png',
+                                                                                         'scene_00001.png']

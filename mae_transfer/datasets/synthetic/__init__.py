@@ -78,6 +78,9 @@ def ensure_synthetic(task: str, root: Union[str, Path, None] = None, cfg: Option
     root = Path(root if root is not None else spec.default_root)
     options = {**spec.options, **options}
     if not spec.is_written(root, options):
+        if spec.generate in (generate_images, generate_unlabeled_pool) and root.is_dir():
+            for stale in root.glob('scene_*.png'):  # a folder of another size: a smaller one must not keep extras
+                stale.unlink()
         start = time.perf_counter()
         spec.generate(root, **options)
         if log is not None:
