@@ -1,6 +1,6 @@
 """Training machinery shared by every task: run safety, mixed precision, lr scaling, hooks (checkpoint
 safety lives in `mae_transfer.checkpoint`)."""
-from .distributed import CPUCompatibleDDP, prepare_cpu_distributed
+from .distributed import CPUCompatibleDDP, prepare_cpu_distributed, unwrap_model
 from .knn_monitor_hook import KNNMonitorHook, knn_accuracy
 from .lars import LARS, Lars
 from .layer_decay import LayerDecayOptimWrapperConstructor, get_layer_id
@@ -16,5 +16,5 @@ __all__ = [
     'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'seed_worker',
     'AutocastOptimWrapper', 'CPUCompatibleDDP', 'KNNMonitorHook', 'LayerDecayOptimWrapperConstructor',
     'ReconstructionHook', 'effective_batch_size', 'get_layer_id', 'knn_accuracy', 'prepare_cpu_distributed',
-    'scale_lr_to_effective_batch'
+    'scale_lr_to_effective_batch', 'unwrap_model'
 ]

@@ -8,7 +8,7 @@ the gloo process group ourselves (mmengine then skips its own init) and wrap wit
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.model import MMDistributedDataParallel
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from torch import nn
 
 from ..registry import MODEL_WRAPPERS
@@ -22,6 +22,11 @@ class CPUCompatibleDDP(MMDistributedDataParallel):
         if next(module.parameters()).device.type == 'cpu':
             device_ids = None
         super().__init__(module=module, device_ids=device_ids, **kwargs)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP-style wrapper (mmengine's or ours), or the model itself."""
+    return model.module if is_model_wrapper(model) else model
 
 
 def prepare_cpu_distributed(cfg: Config, launcher: str) -> bool:

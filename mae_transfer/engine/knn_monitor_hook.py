@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..registry import HOOKS
+from .distributed import unwrap_model
 
 # The timer of the cost accounting; a module attribute so tests can replace it with a fake clock.
 perf_counter = time.perf_counter
@@ -100,11 +100,6 @@ class _CroppedImages(Dataset):
         except Exception as error:  # name the file: the monitor's set is small and should be clean
             raise RuntimeError(f'KNNMonitorHook: cannot read {path}: {error}') from error
         return self.transform(image), label  # [3, H, W] uint8, int
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DDP-style wrapper."""
-    return model.module if is_model_wrapper(model) else model
 
 
 def _encoder(model: nn.Module) -> nn.Module:
@@ -199,7 +194,7 @@ class KNNMonitorHook(Hook):
             return
         if self.bank is None:  # a second train() of the same runner reuses the cached images
             start = perf_counter()
-            self._load(_unwrap(runner.model))
+            self._load(unwrap_model(runner.model))
             self.load_s = perf_counter() - start
             self.cost_s += self.load_s
         runner.logger.info(f'KNNMonitorHook: {len(self.bank[1])} {self.bank_split} and {len(self.queries[1])} '
@@ -281,7 +276,7 @@ class KNNMonitorHook(Hook):
         if not is_main_process() or self.bank is None:
             return None
         start = perf_counter()
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         was_training = model.training
         model.eval()  # no drop path / dropout while embedding
         try:

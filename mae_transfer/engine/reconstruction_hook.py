@@ -9,14 +9,9 @@ from typing import Optional
 import torch
 from mmengine.hooks import Hook
 from mmengine.dist import master_only
-from mmengine.model import is_model_wrapper
 
 from ..registry import HOOKS
-
-
-def _pretrainer(runner):
-    """The MAEPretrainer inside the runner, unwrapped from DDP."""
-    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+from .distributed import unwrap_model
 
 
 @HOOKS.register_module()
@@ -45,7 +40,7 @@ class ReconstructionHook(Hook):
 
     def before_train(self, runner) -> None:
         from ..datasets.image_folder import load_images
-        pretrainer = _pretrainer(runner)
+        pretrainer = unwrap_model(runner.model)
         dataset = runner.train_dataloader.dataset
         paths = list(getattr(dataset, 'paths', []))[:self.num_images]
         if not paths:
@@ -66,7 +61,7 @@ class ReconstructionHook(Hook):
     def save(self, runner) -> Path:
         from ..models.reconstruction import reconstruct
         from ..visualization import reconstruction_grid
-        pretrainer = _pretrainer(runner)
+        pretrainer = unwrap_model(runner.model)
         device = next(pretrainer.parameters()).device
         result = reconstruct(pretrainer.mae, self.images.to(device), self.mask_ratio, self.noise.to(device),
                              mean=pretrainer.pixel_mean, std=pretrainer.pixel_std)

@@ -20,11 +20,10 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
-from mae_transfer.engine import prepare_cpu_distributed
+from mae_transfer.engine import prepare_cpu_distributed, unwrap_model
 from mae_transfer.tools import load_config_or_exit, use_own_visualizer
 from mae_transfer.utils.report import numeric_metrics
 
@@ -61,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     prepare_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = unwrap_model(runner.model)
     if callable(getattr(model, 'load_checkpoint', None)):
         # a model that reads reference formats itself (ViTClassifier: official fine-tuned MAE, timm, ours): the
         # whole model through mae_transfer.checkpoint, one report of every key; mmengine's flag then skips its
