@@ -1,7 +1,7 @@
 """The README's main job: what MAE is for, measured end to end on CPU with built-in data, in one command.
 
-    python tools/demo.py                          # or `mae-transfer demo`; nothing to download (~15 min, 2 cores)
-    python tools/demo.py --quick                  # one seed, shorter pretraining: about 5 minutes
+    python tools/demo.py                          # or `mae-transfer demo`; nothing to download (~12 min, 2 cores)
+    python tools/demo.py --quick                  # one seed, shorter pretraining: about 4.5 minutes
     python tools/demo.py --seeds 3                # more seeds per start
     python tools/demo.py --images ~/my_photos     # pretrain on your own folder (searched recursively)
     python tools/demo.py --epochs 60 --scale 2    # longer pretraining, 2x longer fine-tuning
@@ -37,8 +37,8 @@ from .report import SUMMARY_HEADER, duration, summary_rows, write_report
 from .runs import FineTuneResult, PretrainResult, fine_tune, pretrain
 from .summary import compare
 
-DEFAULTS = dict(num_images=2048, epochs=12, seeds=2, scale=1.0)  # ~15 minutes on 2 idle cores
-QUICK = dict(num_images=1024, epochs=10, seeds=1, scale=0.5)  # ~5 minutes
+DEFAULTS = dict(num_images=2048, epochs=12, seeds=2, scale=1.0)  # 11.2-11.8 minutes on 2 idle cores
+QUICK = dict(num_images=1024, epochs=10, seeds=1, scale=0.5)  # 4.5 minutes
 PRETRAIN_S_PER_IMAGE_EPOCH = 0.0073  # tiny MAE at 128 px, batch 32, 2 idle cores (time-left estimate)
 KNN_EVALUATIONS = 6  # k-NN monitor evaluations over the pretraining run (plus the one at initialisation)
 
@@ -46,7 +46,7 @@ KNN_EVALUATIONS = 6  # k-NN monitor evaluations over the pretraining run (plus t
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true',
-                        help=f'about 5 minutes: {QUICK["num_images"]} pool images, {QUICK["epochs"]} pretraining '
+                        help=f'about 4.5 minutes: {QUICK["num_images"]} pool images, {QUICK["epochs"]} pretraining '
                              f'epochs, {QUICK["seeds"]} seed, half-length fine-tuning, no extra label budgets')
     parser.add_argument('--images', type=Path, default=None,
                         help='folder of your own images to pretrain on (default: generate the unlabeled pool)')
@@ -104,27 +104,27 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def prepare_labelled_sets(tasks: List[str], runs: List[FineTuneRun]) -> Path:
+def demo_log(line: str) -> None:
+    say(f'[demo] {line}')
+
+
+def prepare_labelled_sets(runs: List[FineTuneRun]) -> Path:
     """Write each labelled budget the runs need; return the k-NN monitor's set (the probe's classes)."""
     needed = {(TASKS[run.task].data_task, run.labels): TASKS[run.task] for run in runs}
     needed.setdefault(('cls', TASKS['probe'].labels), TASKS['probe'])  # the k-NN monitor's labelled set
     for (data_task, labels), task in sorted(needed.items()):
-        ensure_synthetic(data_task, task.data_root(labels), log=lambda line: say(f'[demo] {line}'),
-                         **task.generator_options(labels))
+        ensure_synthetic(data_task, task.data_root(labels), log=demo_log, **task.generator_options(labels))
     return TASKS['probe'].data_root()
 
 
-def pretrain_stage(args: argparse.Namespace, knn_root: Path, log) -> PretrainResult:
+def pretrain_stage(args: argparse.Namespace, pool_images: int, knn_root: Path, log) -> PretrainResult:
     if args.images is not None:
-        from mae_transfer.datasets import find_images
-        say(f'[demo] pretraining on {len(find_images(args.images))} images under {args.images}')
+        demo_log(f'pretraining on {pool_images} images under {args.images}')
         image_dir = args.images
     else:
-        image_dir = ensure_synthetic('pool', POOL_ROOT, log=lambda line: say(f'[demo] {line}'),
-                                     num_images=args.num_images)
-    iters = args.epochs * -(-pool_size(args) // 32)
-    result = pretrain(args.work_dir / 'pretrain', image_dir, args.epochs, knn_root,
-                      knn_interval=max(1, iters // KNN_EVALUATIONS), log=log)
+        image_dir = ensure_synthetic('pool', POOL_ROOT, log=demo_log, num_images=args.num_images)
+    result = pretrain(args.work_dir / 'pretrain', image_dir, pool_images, args.epochs, knn_root, KNN_EVALUATIONS,
+                      log)
     knn = (f', k-NN top-1 {result.knn[0][1]:.1f} % -> {result.knn[-1][1]:.1f} % '
            f'(monitor {100 * result.knn_cost_s / result.seconds:.1f} % of the time)') if result.knn else ''
     say(f'    done in {duration(result.seconds)}{knn}')
@@ -132,6 +132,7 @@ def pretrain_stage(args: argparse.Namespace, knn_root: Path, log) -> PretrainRes
 
 
 def pool_size(args: argparse.Namespace) -> int:
+    """Images the pretraining reads: the pool to generate, or the user's folder (searched once: it may be big)."""
     if args.images is None:
         return args.num_images
     from mae_transfer.datasets import find_images
@@ -164,20 +165,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     log_path = args.work_dir / 'demo.log'
     runs = fine_tune_runs(args.tasks, args.seeds, args.label_efficiency)
-    pretrain_s = None if args.skip_pretrain else PRETRAIN_S_PER_IMAGE_EPOCH * pool_size(args) * args.epochs
+    pool_images = pool_size(args)
+    pretrain_s = None if args.skip_pretrain else PRETRAIN_S_PER_IMAGE_EPOCH * pool_images * args.epochs
     progress = Progress(stage_plan(runs, pretrain_s, args.scale))
     start = time.time()
-    say(f'[demo] {len(runs)} fine-tuning runs ({", ".join(args.tasks)}; {args.seeds} seed(s) per start); '
-        f'full log: {log_path}')
-    knn_root = prepare_labelled_sets(args.tasks, runs)
+    demo_log(f'{len(runs)} fine-tuning runs ({", ".join(args.tasks)}; {args.seeds} seed(s) per start); '
+             f'full log: {log_path}')
+    knn_root = prepare_labelled_sets(runs)
 
     with open(log_path, 'a') as log:
         if args.skip_pretrain:
             pretrained = previous_pretraining(args.work_dir)
         else:
             progress.next()
-            pretrained = pretrain_stage(args, knn_root, log)
-        say(f'[demo] MAE checkpoint: {pretrained.checkpoint}')
+            pretrained = pretrain_stage(args, pool_images, knn_root, log)
+        demo_log(f'MAE checkpoint: {pretrained.checkpoint}')
         results: List[FineTuneResult] = []
         for run in runs:
             progress.next()
@@ -187,7 +189,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     comparisons = compare(results, args.tasks)
     setting = dict(pool=str(args.images) if args.images else 'the built-in unlabeled pool',
-                   pool_images=pool_size(args), epochs=args.epochs, seeds=args.seeds, scale=args.scale,
+                   pool_images=pool_images, epochs=args.epochs, seeds=args.seeds, scale=args.scale,
                    label_efficiency=dict(task=LABEL_EFFICIENCY_TASK) if args.label_efficiency else None)
     report = write_report(args.work_dir, setting, None if args.skip_pretrain else pretrained, results, comparisons,
                           time.time() - start)

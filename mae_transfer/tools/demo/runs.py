@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from mae_transfer.apis import task_module
 from mae_transfer.checkpoint import find_latest_checkpoint
 from mae_transfer.datasets.synthetic import synthetic_data_options
-from mae_transfer.engine import add_run_safety
+from mae_transfer.engine import KNNMonitorHook, add_run_safety
 from mae_transfer.tools import use_own_visualizer
 from mae_transfer.utils.configs import set_pretrained
 from mae_transfer.utils.report import numeric_metrics, read_scalars, training_curve
@@ -54,9 +54,10 @@ class PretrainResult:
     knn_cost_s: float = 0.0
 
 
-def pretrain(work_dir: Path, image_dir: Path, epochs: Optional[int], knn_root: Optional[Path],
-             knn_interval: int, log: TextIO) -> PretrainResult:
-    """Pretrain the tiny MAE on `image_dir` for `epochs` (the config's if None), k-NN monitor on `knn_root`."""
+def pretrain(work_dir: Path, image_dir: Path, num_images: int, epochs: Optional[int], knn_root: Optional[Path],
+             knn_evaluations: int, log: TextIO) -> PretrainResult:
+    """Pretrain the tiny MAE on the `num_images` of `image_dir` for `epochs` (the config's if None), with the
+    k-NN monitor on `knn_root` evaluating `knn_evaluations` times after the one at initialisation."""
     cfg = Config.fromfile(str(PRETRAIN_CONFIG))
     cfg.work_dir = str(work_dir)
     cfg.train_dataloader.dataset.data_root = str(image_dir)
@@ -64,15 +65,15 @@ def pretrain(work_dir: Path, image_dir: Path, epochs: Optional[int], knn_root: O
         set_schedule_length(cfg, epochs=epochs)  # warmup and cosine stretched with it
     cfg.default_hooks.checkpoint.interval = cfg.train_cfg.max_epochs  # the demo needs the last one only
     if knn_root is not None:
+        iters = cfg.train_cfg.max_epochs * -(-num_images // cfg.train_dataloader.batch_size)
         cfg.custom_hooks.append(dict(type='mae_transfer.KNNMonitorHook', data_root=str(knn_root),
-                                     interval=knn_interval))
+                                     interval=max(1, iters // knn_evaluations)))
     add_run_safety(cfg)
     start = time.time()
     with logged_to(log):
         runner = Runner.from_cfg(cfg)
         runner.train()
-    knn_hooks = [hook for hook in runner.hooks if type(hook).__name__ == 'KNNMonitorHook']
-    knn = knn_hooks[0] if knn_hooks else None
+    knn = next((hook for hook in runner.hooks if isinstance(hook, KNNMonitorHook)), None)
     return PretrainResult(Path(find_latest_checkpoint(str(work_dir))), time.time() - start,
                           knn=list(knn.history) if knn else [], knn_cost_s=knn.cost_s if knn else 0.0)
 
