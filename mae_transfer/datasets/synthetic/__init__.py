@@ -33,8 +33,13 @@ class SyntheticSet:
     markers: Tuple[str, ...] = ()  # paths under the root that exist once the set is written
     options: Dict[str, Any] = field(default_factory=dict)  # generator options of the tiny config's set
 
+    @property
+    def image_folder(self) -> bool:
+        """A flat folder of `scene_*.png` (pretraining sets): complete when it holds as many as asked."""
+        return self.generate in (generate_images, generate_unlabeled_pool)
+
     def is_written(self, root: Path, options: Dict[str, Any]) -> bool:
-        if self.generate in (generate_images, generate_unlabeled_pool):  # complete when it holds as many as asked
+        if self.image_folder:
             return root.is_dir() and len(list(root.glob('scene_*.png'))) == options['num_images']
         return all((root / marker).exists() for marker in self.markers)
 
@@ -78,7 +83,7 @@ def ensure_synthetic(task: str, root: Union[str, Path, None] = None, cfg: Option
     root = Path(root if root is not None else spec.default_root)
     options = {**spec.options, **options}
     if not spec.is_written(root, options):
-        if spec.generate in (generate_images, generate_unlabeled_pool) and root.is_dir():
+        if spec.image_folder and root.is_dir():
             for stale in root.glob('scene_*.png'):  # a folder of another size: a smaller one must not keep extras
                 stale.unlink()
         start = time.perf_counter()
