@@ -32,16 +32,30 @@ def training_curve(records: Sequence[dict], key: str = 'loss') -> Series:
     return steps, [points[step] for step in steps]
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only backend: works without a display."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Lay out, write and close `fig`; return `out`."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    pyplot().close(fig)
+    return out
+
+
 def plot_curves(series: Dict[str, Series], out: Path, title: str, ylabel: str = 'loss',
                 smooth: int = 1) -> Optional[Path]:
     """One line per named series (moving average over `smooth` points); None when there is nothing to draw."""
     series = {name: s for name, s in series.items() if s[0]}
     if not series:
         return None
-    import matplotlib
-    matplotlib.use('Agg')  # files only: works without a display
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.4), dpi=110)
     for name, (steps, values) in series.items():
         if smooth > 1 and len(values) > smooth:
             values = [sum(values[max(0, i - smooth + 1):i + 1]) / len(values[max(0, i - smooth + 1):i + 1])
@@ -52,11 +66,7 @@ def plot_curves(series: Dict[str, Series], out: Path, title: str, ylabel: str = 
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def numeric_metrics(metrics: Dict[str, object]) -> Dict[str, float]:

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from mae_transfer.utils.configs import CONFIG_ROOT
-from mae_transfer.utils.report import image_link, markdown_table, plot_curves, read_scalars, training_curve
+from mae_transfer.utils.report import (image_link, markdown_table, plot_curves, pyplot, read_scalars, save_figure,
+                                       training_curve)
 
 from .plan import INITS, LABEL_EFFICIENCY_TASK, TASKS
 from .runs import FineTuneResult, PretrainResult
@@ -18,19 +19,11 @@ def duration(seconds: float) -> str:
     return f'{seconds:.0f} s' if seconds < 90 else f'{seconds / 60:.1f} min'
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg')  # files only: works without a display
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_pretraining(loss: tuple, knn: List[tuple], out: Path) -> Optional[Path]:
     """Loss and k-NN top-1 against the iteration, side by side; None when nothing was logged."""
     if not loss[0] and not knn:
         return None
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.4), dpi=110)
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(9.5, 3.4), dpi=110)
     left.plot(*loss, linewidth=1.2)
     left.set(title='MAE loss (normalised pixels, masked patches)', xlabel='iteration', ylabel='loss')
     if knn:
@@ -39,11 +32,7 @@ def plot_pretraining(loss: tuple, knn: List[tuple], out: Path) -> Optional[Path]
     right.set(title='k-NN top-1 of the encoder (k=20, T=0.07)', xlabel='iteration', ylabel='top-1 (%)')
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_label_efficiency(curve: Dict[str, Dict[int, Spread]], out: Path, title: str, ylabel: str,
@@ -51,8 +40,7 @@ def plot_label_efficiency(curve: Dict[str, Dict[int, Spread]], out: Path, title:
     """Metric against labelled budget per start: mean line, min-max band over the seeds."""
     if not curve:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.6), dpi=110)
     for init in INITS:
         points = curve.get(init, {})
         if not points:
@@ -69,11 +57,7 @@ def plot_label_efficiency(curve: Dict[str, Dict[int, Spread]], out: Path, title:
     ax.set(title=title, xlabel=f'labelled training images ({unit})', ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def summary_rows(comparisons: List[Comparison]) -> List[list]:
