@@ -56,6 +56,10 @@ setup(
         'pycocotools',
         'numpy',
         'matplotlib',
+        'tqdm',  # progress bars of video inference
+        'onnx',  # mae-transfer export
+        'onnxruntime',  # the export's check and the onnxruntime backend
+        'onnxscript',  # torch.onnx's dynamo exporter (--exporter dynamo)
         'regex',  # imported by mmseg without being declared
         'ftfy',   # likewise
     ],

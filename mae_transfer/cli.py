@@ -6,6 +6,9 @@
     mae-transfer train det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py --pretrained checkpoints/my_mae.pth
     mae-transfer test CONFIG CHECKPOINT
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --out-dir work_dirs/infer
+    mae-transfer infer CONFIG CHECKPOINT clip.mp4 --out-dir work_dirs/infer --json-lines
+    mae-transfer export CONFIG CHECKPOINT --out model.onnx
+    mae-transfer infer CONFIG CHECKPOINT photo.jpg --backend onnxruntime --onnx model.onnx
     mae-transfer convert official_mae.pth checkpoints/ours.safetensors
     mae-transfer visualize CONFIG CHECKPOINT a.jpg b.jpg --out recon.png
     mae-transfer download mae_pretrain_vit_base
@@ -27,7 +30,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     'pretrain': ('train', 'MAE pretraining (tiny recipe on a folder of images by default)'),
     'train': ('train', 'train any config: detection, segmentation, pose, classification, pretraining'),
     'test': ('test', "evaluate a checkpoint with its config's test set and metrics"),
-    'infer': ('infer', 'predict on images and write pictures of the predictions'),
+    'infer': ('infer', 'predict on images, folders and videos; write annotated pictures / videos'),
+    'export': ('export', 'export to ONNX and check onnxruntime against PyTorch'),
     'convert': ('convert', 'convert official MAE / timm / HF / mmpretrain weights'),
     'visualize': ('visualize', 'MAE reconstruction pictures for images'),
     'download': ('download', 'download an official checkpoint (resumable) and convert it'),

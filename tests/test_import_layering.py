@@ -17,6 +17,7 @@ MUST_NOT_IMPORT = {
     'models': {'engine', 'datasets', 'evaluation', 'visualization'},
     'datasets': {'models', 'engine', 'evaluation'},
     'evaluation': {'datasets', 'models'},
+    'export': {'apis', 'tools', 'cli'},  # apis and tools run exported graphs, not the other way round
 }
 ONLY_IMPORTED_BY = {
     'apis': {'apis', 'tools', 'cli'},

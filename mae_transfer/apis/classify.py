@@ -19,18 +19,11 @@ from mmengine.config import Config
 from PIL import Image
 
 from ..datasets.image_folder import load_rgb
+from ..utils.configs import evaluation_dataset
 from ..visualization import draw_classification
 
 Prediction = List[Tuple[str, float]]
 ImageLike = Union[str, Path, np.ndarray, Image.Image]
-
-
-def _eval_dataset_cfg(cfg: Config) -> dict:
-    for key in ('test_dataloader', 'val_dataloader'):
-        loader = cfg.get(key)
-        if loader and loader.get('dataset'):
-            return loader['dataset']
-    return {}
 
 
 def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None,
@@ -57,7 +50,7 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     meta = loaded.get('meta')
     classes = list(((meta if isinstance(meta, dict) else {}).get('dataset_meta') or {}).get('classes') or [])
     if not classes:
-        dataset = _eval_dataset_cfg(cfg)
+        dataset = evaluation_dataset(cfg)
         try:
             from ..datasets.class_folder import find_classes, read_class_list
             source = dataset.get('classes') or dataset.get('data_root')
@@ -93,7 +86,7 @@ def inference(model: torch.nn.Module, images: Sequence[ImageLike], topk: int = 5
     from ..datasets.class_folder import DEFAULT_EVAL_TRANSFORM
     classes = model.dataset_meta['classes']
     device = next(model.parameters()).device
-    transform = create_transform(**dict(_eval_dataset_cfg(model.cfg).get('transform') or DEFAULT_EVAL_TRANSFORM))
+    transform = create_transform(**dict(evaluation_dataset(model.cfg).get('transform') or DEFAULT_EVAL_TRANSFORM))
     results = []
     for image in images:
         inputs = transform(_as_rgb(image))[None].to(device)  # [1, 3, H, W]

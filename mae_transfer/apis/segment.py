@@ -11,28 +11,18 @@ the functions, so `import mae_transfer.apis` stays light.
 """
 import copy
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
+from ..utils.configs import sliding_window
 from ..visualization import draw_segmentation, random_palette
 
 ImageLike = Union[str, Path, np.ndarray]
 MODES = ('whole', 'slide')
-
-
-def _sliding_window(cfg: Config) -> Tuple[Tuple[int, int], Tuple[int, int]]:
-    """(crop_size, stride) for slide inference: the config's test_cfg, else the training crop with 2/3 stride."""
-    test_cfg = cfg.model.get('test_cfg') or {}
-    crop = test_cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
-    if crop is None:
-        raise ValueError('slide inference needs model.test_cfg.crop_size (or model.data_preprocessor.size)')
-    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
-    stride = test_cfg.get('stride') or tuple(max(1, side * 2 // 3) for side in crop)
-    return crop, tuple(stride)
 
 
 def _dataset_meta(cfg: Config, checkpoint_meta: Optional[dict], num_classes: int) -> Dict[str, Any]:
@@ -94,7 +84,7 @@ def set_inference_mode(model: nn.Module, mode: str) -> None:
     model.test_cfg = copy.deepcopy(model.test_cfg) if model.test_cfg else {}
     model.test_cfg['mode'] = mode
     if mode == 'slide':
-        crop, stride = _sliding_window(model.cfg)
+        crop, stride = sliding_window(model.cfg)
         model.test_cfg['crop_size'], model.test_cfg['stride'] = crop, stride
 
 

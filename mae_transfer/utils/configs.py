@@ -1,7 +1,7 @@
 """Find the shipped configs, resolve a config's name, and build their models under each config's default scope."""
 import difflib
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
@@ -117,3 +117,24 @@ def set_pretrained(cfg: Config, checkpoint: Optional[str]) -> None:
         cfg.model.backbone.init_cfg = None
     else:
         cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(checkpoint))
+
+
+def evaluation_dataset(cfg: Config) -> dict:
+    """The dataset config of the test loader, else of the validation loader ({} when neither has one)."""
+    for key in ('test_dataloader', 'val_dataloader'):
+        loader = cfg.get(key)
+        if loader and loader.get('dataset'):
+            return loader['dataset']
+    return {}
+
+
+def sliding_window(cfg: Config) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """A segmentation config's (crop_size, stride) for slide inference: its test_cfg, else the training crop with
+    a 2/3 stride."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    crop = test_cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
+    if crop is None:
+        raise ValueError('slide inference needs model.test_cfg.crop_size (or model.data_preprocessor.size)')
+    crop = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    stride = test_cfg.get('stride') or tuple(max(1, side * 2 // 3) for side in crop)
+    return crop, tuple(stride)

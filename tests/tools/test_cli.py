@@ -13,7 +13,7 @@ from mae_transfer.utils.configs import CONFIG_ROOT, ConfigNotFoundError, config_
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = {'train': 'train.py', 'test': 'test.py', 'infer': 'infer.py', 'demo': 'demo.py',
            'convert': 'convert_checkpoint.py', 'download': 'download_checkpoint.py',
-           'visualize': 'visualize_reconstruction.py', 'benchmark': 'benchmark.py'}
+           'visualize': 'visualize_reconstruction.py', 'benchmark': 'benchmark.py', 'export': 'export.py'}
 DET_BASE = 'det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
 
 

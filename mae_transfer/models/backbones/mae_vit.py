@@ -212,7 +212,7 @@ class MAEViT(ViTEncoder, BaseModule):
         """Tokens of either layout -> NCHW map [N, D, h, w] without the cls token."""
         if self.use_cls_token:
             tokens = x[:, 1:, :]  # tokens: [N, L, D]
-            return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid_hw)  # [N, D, h, w]
+            return tokens.transpose(1, 2).unflatten(2, grid_hw)  # [N, D, h, w]; no -1: exporters keep static sides
         return x.permute(0, 3, 1, 2).contiguous()  # x: [N, h, w, D] -> [N, D, h, w]
 
     def _run_block(self, block: nn.Module, x: torch.Tensor, attn_bias: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -94,7 +94,8 @@ class Attention(nn.Module):
         fused = prefer_fused_attention(q) if self.fused_attn is None else self.fused_attn
         attend = F.scaled_dot_product_attention if fused else explicit_attention
         x = attend(q, k, v, attn_bias, dropout_p=dropout_p)  # x: [N, h, L, d]
-        x = x.transpose(1, 2).reshape(batch, length, dim)  # x: [N, L, D]
+        # contiguous() is the copy reshape makes anyway; torch.export decomposes reshape into an invalid view here
+        x = x.transpose(1, 2).contiguous().flatten(2)  # x: [N, L, D]
         return self.proj_drop(self.proj(x))
 
 
