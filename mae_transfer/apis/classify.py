@@ -11,7 +11,7 @@ else from the config's evaluation folder, else they are 'class <index>'.
 """
 import copy
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -96,6 +96,17 @@ def inference(model: torch.nn.Module, images: Sequence[ImageLike], topk: int = 5
     return results
 
 
+def render(model: torch.nn.Module, image: np.ndarray, prediction: Prediction, **options: Any) -> np.ndarray:
+    """A BGR image [H, W, 3] above a panel of its top classes with score bars (a picture larger than the image)."""
+    picture = draw_classification(_as_rgb(image), prediction)
+    return np.ascontiguousarray(np.asarray(picture)[..., ::-1])
+
+
+def to_json(model: torch.nn.Module, prediction: Prediction) -> Dict[str, Any]:
+    """The top-k classes, best first: class name and probability."""
+    return dict(topk=[{'class': name, 'score': round(score, 4)} for name, score in prediction])
+
+
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
                  **options: Any) -> List[Path]:
     """Write one picture per image into `out_dir` (same stem, `.png`): the image with its top-5 classes.
@@ -108,16 +119,11 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
         device: 'cpu' or 'cuda[:N]'.
         **options: `topk` (default 5); the other tools' options (score_thr, boxes) do not apply and are ignored.
     """
-    model = init_model(cfg, checkpoint, device)
-    predictions = inference(model, image_paths, topk=int(options.get('topk', 5)))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, prediction in zip(image_paths, predictions):
-        target = out / f'{Path(path).stem}.png'
-        draw_classification(load_rgb(Path(path)), prediction).save(target)
-        written.append(target)
-    return written
+    from .annotate import write_pictures
+
+    return write_pictures(init_model(cfg, checkpoint, device), image_paths, out_dir,
+                          topk=int(options.get('topk', 5)))
 
 
-__all__ = ['infer_images', 'inference', 'init_model']
+PICTURE_SUFFIX = '.png'
+__all__ = ['PICTURE_SUFFIX', 'infer_images', 'inference', 'init_model', 'render', 'to_json']

@@ -11,14 +11,14 @@ and scores. mmdet is imported inside the functions, so importing `mae_transfer.a
 """
 import copy
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
-from ..visualization import draw_detections
+from ..visualization import render_detections
 
 ImageLike = Union[str, Path, np.ndarray]
 
@@ -69,6 +69,52 @@ def inference(model: nn.Module, images: Sequence[ImageLike]) -> list:
     return inference_detector(model, images, test_pipeline=image_pipeline(model.cfg, from_array=any(from_array)))
 
 
+def render(model: nn.Module, image: np.ndarray, prediction: Any, score_thr: Optional[float] = None,
+           **options: Any) -> np.ndarray:
+    """The instances scoring at least `score_thr` (default 0.3) drawn on a copy of a BGR image [H, W, 3]."""
+    rgb = render_detections(np.ascontiguousarray(image[..., ::-1]), prediction, model.dataset_meta['classes'],
+                            score_thr=0.3 if score_thr is None else score_thr)
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def to_json(model: nn.Module, prediction: Any) -> Dict[str, Any]:
+    """Every predicted instance: box (x1, y1, x2, y2 in image pixels), score, label, class name and, for Mask R-CNN,
+    the mask as COCO run-length encoding (pycocotools `mask.decode` reads it back)."""
+    from pycocotools import mask as mask_utils
+
+    instances = prediction.pred_instances.cpu()
+    classes = model.dataset_meta['classes']
+    masks = instances.masks.numpy().astype(np.uint8) if 'masks' in instances else None  # [N, H, W]
+    records = []
+    for index, (box, score, label) in enumerate(zip(instances.bboxes.tolist(), instances.scores.tolist(),
+                                                     instances.labels.tolist())):
+        record = dict(bbox=[round(v, 2) for v in box], score=round(score, 4), label=int(label),
+                      **{'class': classes[label] if label < len(classes) else str(label)})
+        if masks is not None:
+            rle = mask_utils.encode(np.asfortranarray(masks[index]))
+            record['mask'] = dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
+        records.append(record)
+    return dict(instances=records)
+
+
+def person_boxes(model: nn.Module, image: np.ndarray, class_name: str = 'person',
+                 score_thr: float = 0.3) -> Tuple[np.ndarray, List[float]]:
+    """Boxes [N, 4] (x, y, w, h) and scores of one class in a BGR image: the person detector of top-down pose.
+
+    Raises:
+        ValueError: the detector has no class `class_name` (the message lists its classes).
+    """
+    classes = list(model.dataset_meta['classes'])
+    if class_name not in classes:
+        raise ValueError(f'the detector has no class {class_name!r}; its classes: {", ".join(classes)} '
+                         '(choose one with --det-class)')
+    instances = inference(model, [image])[0].pred_instances.cpu()
+    keep = (instances.labels == classes.index(class_name)) & (instances.scores >= score_thr)
+    boxes = instances.bboxes[keep].numpy().astype(np.float32)  # [N, 4] x1, y1, x2, y2
+    boxes[:, 2:] -= boxes[:, :2]  # -> x, y, w, h
+    return boxes, instances.scores[keep].tolist()
+
+
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
                  score_thr: float = 0.3, **options: Any) -> List[Path]:
     """Predict on image files and write one picture per image (`<out_dir>/<stem>.jpg`).
@@ -85,19 +131,14 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
     Returns:
         the written picture files, in the order of `image_paths`.
     """
-    import mmcv
+    from .annotate import write_pictures
 
     ignored = {key: value for key, value in options.items() if value is not None}
     if ignored:
         print_log(f'detection inference ignores the options {sorted(ignored)}', logger='current')
-    model = init_model(cfg, checkpoint, device=device)
-    classes = model.dataset_meta['classes']
-    written = []
-    for path, prediction in zip(image_paths, inference(model, image_paths)):
-        image = mmcv.imread(str(path), channel_order='rgb')  # [H, W, 3] uint8
-        written.append(draw_detections(image, prediction, classes, Path(out_dir) / f'{Path(path).stem}.jpg',
-                                       score_thr=score_thr))
-    return written
+    return write_pictures(init_model(cfg, checkpoint, device=device), image_paths, out_dir, score_thr=score_thr)
 
 
-__all__ = ['image_pipeline', 'infer_images', 'inference', 'init_model']
+PICTURE_SUFFIX = '.jpg'
+__all__ = ['PICTURE_SUFFIX', 'image_pipeline', 'infer_images', 'inference', 'init_model', 'person_boxes', 'render',
+           'to_json']

@@ -78,6 +78,23 @@ def list_images(folder: PathLike) -> List[Path]:
     return images
 
 
+def read_image(path: PathLike) -> np.ndarray:
+    """An image file as BGR uint8 [H, W, 3] (OpenCV's decoder, EXIF orientation applied, gray and 16-bit converted).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        MediaError: it exists but does not decode (empty, truncated, not an image).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'image not found: {path}')
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f'cannot read image {path}: it is empty, truncated or not an image '
+                         f'({path.stat().st_size} bytes)')
+    return image
+
+
 @dataclass
 class VideoInfo:
     """What a video declares about itself, for sizing the output video and the progress bar.

@@ -148,6 +148,40 @@ def load_boxes(boxes: Union[str, Dict, List, None], image_paths: Sequence[str],
     return out
 
 
+def estimate(model, image: np.ndarray, boxes: Boxes = None, box_scores: Optional[Sequence[float]] = None,
+             nms_thr: float = 0.9) -> List[Dict]:
+    """The persons of one BGR image, as `inference` gives them, after OKS non-maximum suppression (a detector's
+    overlapping boxes of one person give one skeleton).
+
+    Args:
+        model: from `init_model`.
+        image: BGR uint8 [H, W, 3].
+        boxes: [N, 4] person boxes (x, y, w, h); the whole image when None or empty.
+        box_scores: [N] box scores (1 when left out).
+        nms_thr: OKS above which the lower-scoring person is dropped.
+    """
+    from ..evaluation.coco_keypoint_metric import oks_nms
+
+    persons = _estimate(model, image, boxes, box_scores)
+    if len(persons) > 1:
+        keypoints = np.stack([np.concatenate([p['keypoints'], p['keypoint_scores'][:, None]], 1) for p in persons])
+        areas = np.array([(p['bbox'][2] - p['bbox'][0]) * (p['bbox'][3] - p['bbox'][1]) for p in persons])
+        persons = [persons[i] for i in oks_nms(keypoints, np.array([p['score'] for p in persons]), areas, nms_thr)]
+    return persons
+
+
+def render(model, image: np.ndarray, persons: Sequence[Dict], score_thr: Optional[float] = None,
+           **options) -> np.ndarray:
+    """Skeletons drawn on a copy of a BGR image [H, W, 3]; keypoints below `score_thr` (default 0.3) are not."""
+    return draw_pose(image, persons, 0.3 if score_thr is None else score_thr)
+
+
+def to_json(model, persons: Sequence[Dict]) -> Dict:
+    """Per person: keypoints [[x, y, score], ...] in image pixels, box (x1, y1, x2, y2), box score and score."""
+    return dict(persons=[dict(keypoints=np.concatenate([p['keypoints'], p['keypoint_scores'][:, None]], 1),
+                              bbox=p['bbox'], bbox_score=p['bbox_score'], score=p['score']) for p in persons])
+
+
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
                  score_thr: Optional[float] = None, boxes: Union[str, Dict, List, None] = None,
                  bbox_thr: float = 0.3, nms_thr: float = 0.9) -> List[Path]:
@@ -164,29 +198,12 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
         bbox_thr: detector boxes scoring below this are ignored.
         nms_thr: OKS NMS threshold over each image's persons.
     """
-    from ..evaluation.coco_keypoint_metric import oks_nms
+    from .annotate import write_pictures
 
-    score_thr = 0.3 if score_thr is None else score_thr
     model = init_model(cfg, checkpoint, device)
-    box_map = load_boxes(boxes, image_paths, bbox_thr)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in image_paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(f'cannot read image {path}')
-        person_boxes, person_scores = box_map.get(path, (None, None))
-        persons = _estimate(model, image, person_boxes, person_scores)
-        if len(persons) > 1:
-            keypoints = np.stack([np.concatenate([p['keypoints'], p['keypoint_scores'][:, None]], 1) for p in persons])
-            areas = np.array([(p['bbox'][2] - p['bbox'][0]) * (p['bbox'][3] - p['bbox'][1]) for p in persons])
-            persons = [persons[i] for i in oks_nms(keypoints, np.array([p['score'] for p in persons]), areas,
-                                                   nms_thr)]
-        target = out_dir / f'{Path(path).stem}.png'
-        cv2.imwrite(str(target), draw_pose(image, persons, score_thr))
-        written.append(target)
-    return written
+    return write_pictures(model, image_paths, out_dir, score_thr=score_thr,
+                          boxes=load_boxes(boxes, image_paths, bbox_thr), nms_thr=nms_thr)
 
 
-__all__ = ['infer_images', 'inference', 'init_model', 'load_boxes']
+PICTURE_SUFFIX = '.png'
+__all__ = ['PICTURE_SUFFIX', 'estimate', 'infer_images', 'inference', 'init_model', 'load_boxes', 'render', 'to_json']

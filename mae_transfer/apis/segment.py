@@ -133,6 +133,32 @@ def inference(model: nn.Module, images: Sequence[ImageLike], mode: Optional[str]
     return label_maps
 
 
+def render(model: nn.Module, image: np.ndarray, label_map: np.ndarray, legend: bool = True, alpha: float = 0.5,
+           **options: Any) -> np.ndarray:
+    """Class colours blended over a BGR image [H, W, 3]; with `legend` a panel of the classes found is added on the
+    right (pictures), without it the result keeps the image's size (video frames). Returns BGR uint8."""
+    meta = model.dataset_meta
+    picture = draw_segmentation(np.ascontiguousarray(image[..., ::-1]), label_map, meta['classes'], meta['palette'],
+                                alpha=alpha, with_legend=legend)
+    return np.ascontiguousarray(np.asarray(picture)[..., ::-1])
+
+
+def to_json(model: nn.Module, label_map: np.ndarray) -> Dict[str, Any]:
+    """One segment per class found, largest first: label, class name, share of the pixels and the class's mask as
+    COCO run-length encoding (pycocotools `mask.decode` reads it back)."""
+    from pycocotools import mask as mask_utils
+
+    classes = model.dataset_meta['classes']
+    labels, counts = np.unique(label_map, return_counts=True)
+    segments = []
+    for label, count in sorted(zip(labels.tolist(), counts.tolist()), key=lambda item: -item[1]):
+        rle = mask_utils.encode(np.asfortranarray((label_map == label).astype(np.uint8)))
+        segments.append(dict(label=int(label), share=round(count / label_map.size, 4),
+                             mask=dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii')),
+                             **{'class': classes[label] if 0 <= label < len(classes) else str(label)}))
+    return dict(segments=segments)
+
+
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, Path]], out_dir: Union[str, Path],
                  device: str = 'cpu', mode: Optional[str] = None, alpha: float = 0.5,
                  **options: Any) -> List[Path]:
@@ -151,23 +177,14 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[Union[str, 
     Returns:
         the written picture paths, in input order.
     """
-    import mmcv
+    from .annotate import write_pictures
 
     unused = sorted(key for key, value in options.items() if value is not None)
     if unused:
         print_log(f'segmentation ignores {unused}', logger='current')
     model = init_model(cfg, checkpoint, device=device, mode=mode)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = model.dataset_meta
-    written = []
-    for path in image_paths:
-        label_map = inference(model, [path])[0]
-        image = mmcv.imread(str(path), channel_order='rgb')  # the decoder the pipeline uses
-        out = out_dir / f'{Path(path).stem}.png'
-        draw_segmentation(image, label_map, meta['classes'], meta['palette'], alpha=alpha).save(out)
-        written.append(out)
-    return written
+    return write_pictures(model, image_paths, out_dir, alpha=alpha)
 
 
-__all__ = ['infer_images', 'inference', 'init_model', 'set_inference_mode']
+PICTURE_SUFFIX = '.png'
+__all__ = ['PICTURE_SUFFIX', 'infer_images', 'inference', 'init_model', 'render', 'set_inference_mode', 'to_json']

@@ -5,9 +5,12 @@
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
     mae-transfer test seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py work_dirs/seg/iter_200.pth
     python tools/test.py cls/ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py checkpoints/mae_finetuned_vit_base.pth
+    python tools/test.py CONFIG CHECKPOINT --backend onnxruntime --onnx model.onnx   # the exported graph's metrics
 
 CONFIG is a file, or a shipped config named by its path relative to configs/. A classifier loads its whole model,
 head included, from ours, the official fine-tuned MAE files or a timm ViT classifier (docs/classification.md).
+With `--backend onnxruntime`, the graph of `mae-transfer export` runs in onnxruntime in place of the PyTorch network;
+the data pipeline, the decoding and the metrics are the same code (docs/export.md).
 
 Prints the task's metrics (COCO bbox/segm AP, mIoU/mAcc/aAcc, keypoint AP, top-1/top-5) and writes them to
 `<work_dir>/test_metrics.json` (or `--out`).
@@ -36,17 +39,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', help='metrics JSON file (default: <work_dir>/test_metrics.json)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                        help='onnxruntime: evaluate the graph of --onnx in place of the PyTorch network')
+    parser.add_argument('--onnx', help='the .onnx file of `mae-transfer export` (with --backend onnxruntime)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if (args.backend == 'onnxruntime') != (args.onnx is not None):
+        parser.error('--backend onnxruntime and --onnx FILE go together')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    for path in filter(None, [args.checkpoint, args.onnx]):
+        if not osp.isfile(path):
+            raise SystemExit(f'file not found: {path}')
     cfg = load_config_or_exit(args.config)
     use_own_visualizer(cfg, 'test')
     cfg.merge_from_dict(args.cfg_options)
@@ -67,7 +76,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         # own load of `load_from` in runner.test()
         model.load_checkpoint(args.checkpoint)
         runner._has_loaded = True
+    runtime = None
+    if args.backend == 'onnxruntime':
+        from mae_transfer.export import attach_onnxruntime
+        model.cfg = cfg  # what the task graph reads (task, input size)
+        runtime = attach_onnxruntime(model, args.onnx, checkpoint=args.checkpoint)
     metrics = runner.test()
+    if runtime is not None:
+        print_log(f'onnxruntime ran {osp.basename(args.onnx)} {runtime.calls} times', logger='current')
     if runner.rank == 0:
         out = args.out or osp.join(cfg.work_dir, 'test_metrics.json')
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

@@ -9,7 +9,7 @@ from .palette import legend
 
 def draw_segmentation(image: np.ndarray, label_map: np.ndarray, classes: Sequence[str],
                       palette: Sequence[Sequence[int]], alpha: float = 0.5,
-                      ignore_index: int = 255) -> Image.Image:
+                      ignore_index: int = 255, with_legend: bool = True) -> Image.Image:
     """The image with each class blended in its colour, and a legend of the classes found (largest first).
 
     Args:
@@ -19,6 +19,7 @@ def draw_segmentation(image: np.ndarray, label_map: np.ndarray, classes: Sequenc
         palette: RGB colour per class.
         alpha: weight of the class colour in the overlay.
         ignore_index: label drawn without colour.
+        with_legend: add the legend; without it the picture has the image's size (video frames).
 
     Returns:
         RGB picture: overlay on the left, legend (colour, name, share of pixels) on the right.
@@ -31,6 +32,8 @@ def draw_segmentation(image: np.ndarray, label_map: np.ndarray, classes: Sequenc
     index = np.where(valid, label_map, len(colours) - 1)  # [H, W]
     blended = image.astype(np.float32) * (1 - alpha) + colours[index] * alpha  # [H, W, 3]
     overlay = np.where(valid[..., None], blended, image.astype(np.float32)).round().clip(0, 255).astype(np.uint8)
+    if not with_legend:
+        return Image.fromarray(overlay)
 
     found, counts = np.unique(label_map[valid], return_counts=True)
     order = np.argsort(-counts)

@@ -1,0 +1,115 @@
+"""ONNX export of every task's tiny twin: the check against PyTorch, the file's metadata, and the same predictions
+through each task's own inference when onnxruntime runs the graph (random weights: plumbing, not quality)."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mae_transfer.apis import init_model, task_module
+from mae_transfer.apis.media import read_image
+from mae_transfer.export import attach_onnxruntime, export_onnx, task_graph
+from mae_transfer.tools.export import main as export_main
+from mae_transfer.utils.configs import CONFIG_ROOT
+
+from helpers.paths import TEST_DATA
+
+TINY = {
+    'cls': 'cls/ft_vit-tiny-p16_1xb32-600i_synthetic-64x64.py',
+    'seg': 'seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py',
+    'pose': 'pose/heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py',
+    'pretrain': 'pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py',
+    'det': 'det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py',
+}
+OUTPUTS = {'cls': ('logits',), 'seg': ('logits',), 'pose': ('heatmaps',), 'pretrain': ('features',),
+           'det': ('p2', 'p3', 'p4', 'p5', 'p6')}
+IMAGE = TEST_DATA / 'coco_sample_pose' / 'val2017' / '000000000785.jpg'
+
+
+def _same_predictions(task: str, pytorch: dict, runtime: dict) -> None:
+    if task == 'cls':
+        assert [t['class'] for t in pytorch['topk']] == [t['class'] for t in runtime['topk']]
+        np.testing.assert_allclose([t['score'] for t in pytorch['topk']], [t['score'] for t in runtime['topk']],
+                                   atol=1e-4)
+    elif task == 'seg':  # class shares of the pixels (an argmax tie may flip a pixel)
+        shares = [{s['class']: s['share'] for s in record['segments']} for record in (pytorch, runtime)]
+        for name in set(shares[0]) | set(shares[1]):
+            assert abs(shares[0].get(name, 0) - shares[1].get(name, 0)) <= 2e-3, (name, shares)
+    elif task == 'pose':  # random heatmaps are nearly flat: a rare argmax tie may move one keypoint
+        a, b = (np.array([p['keypoints'] for p in record['persons']]) for record in (pytorch, runtime))  # [P, K, 3]
+        assert a.shape == b.shape
+        assert (np.abs(a[..., :2] - b[..., :2]).max(-1) < 1e-2).mean() >= 0.9
+        np.testing.assert_allclose(a[..., 2], b[..., 2], rtol=1e-3, atol=1e-9)
+    else:  # det: the same number of instances with the same scores
+        scores = [sorted(i['score'] for i in record['instances']) for record in (pytorch, runtime)]
+        np.testing.assert_allclose(scores[0], scores[1], atol=1e-3)
+
+
+@pytest.mark.parametrize('task', list(TINY))
+def test_export_matches_pytorch_and_runs_in_the_task_inference(task, tmp_path):
+    torch.manual_seed(0)
+    model = init_model(CONFIG_ROOT / TINY[task])
+    report = export_onnx(model, tmp_path / f'{task}.onnx')
+    assert report.passed, report.table()
+    assert [d.name for d in report.differences] == list(OUTPUTS[task])
+    assert all(d.shape[0] == 3 and d.relative < 1e-4 for d in report.differences), report.table()
+    # exporters restore the traced module's mode: the model must still be in eval mode, untouched
+    assert not any(module.training for module in model.modules())
+    metadata = {p.key: p.value for p in onnx.load(str(report.path), load_external_data=False).metadata_props}
+    assert metadata['mae_transfer.task'] == task
+    assert json.loads(metadata['mae_transfer.input_size']) == list(task_graph(model).input_size)
+    assert len(json.loads(metadata['mae_transfer.input'])['mean']) == 3
+
+    image = read_image(IMAGE)
+    if task == 'pretrain':
+        with pytest.raises(ValueError, match='reconstructions need'):
+            attach_onnxruntime(model, report.path)
+        return
+    module = task_module(model.cfg)
+    pytorch = module.to_json(model, _predict(module, model, image))
+    runtime = attach_onnxruntime(model, report.path)
+    onnx_result = module.to_json(model, _predict(module, model, image))
+    assert runtime.calls > 0
+    _same_predictions(task, pytorch, onnx_result)
+
+
+def _predict(module, model, image):
+    if hasattr(module, 'estimate'):  # pose: two person boxes, flip test on
+        return module.estimate(model, image, np.array([[60, 20, 180, 300], [300, 40, 120, 260]], np.float32))
+    return module.inference(model, [image])[0]
+
+
+def test_graph_refuses_another_input_size_and_another_task(tmp_path):
+    cls_model = init_model(CONFIG_ROOT / TINY['cls'])
+    report = export_onnx(cls_model, tmp_path / 'cls.onnx')
+    runtime = attach_onnxruntime(cls_model, report.path)
+    with pytest.raises(ValueError, match='takes inputs of 64 x 64 .* got 32 x 48: export at this size'):
+        runtime(torch.zeros(1, 3, 32, 48))
+    pose_model = init_model(CONFIG_ROOT / TINY['pose'])
+    with pytest.raises(ValueError, match='exported from a cls model; this config is a pose model'):
+        attach_onnxruntime(pose_model, report.path)
+
+
+def test_dynamo_exporter_gives_the_same_graph(tmp_path):
+    model = init_model(CONFIG_ROOT / TINY['cls'])
+    report = export_onnx(model, tmp_path / 'cls.onnx', exporter='dynamo', opset=18)
+    assert report.passed and report.exporter == 'dynamo', report.table()
+    with pytest.raises(ValueError, match='needs opset 18'):
+        export_onnx(model, tmp_path / 'x.onnx', exporter='dynamo', opset=17)
+
+
+def test_export_command_prints_the_check_and_fails_beyond_the_tolerance(tmp_path, capsys):
+    config = str(CONFIG_ROOT / TINY['seg'])
+    checkpoint = tmp_path / 'seg.pth'
+    torch.save({'state_dict': init_model(config).state_dict()}, checkpoint)
+    assert export_main([config, str(checkpoint), '--out', str(tmp_path / 'seg.onnx')]) == 0
+    out = capsys.readouterr().out
+    assert 'onnxruntime vs PyTorch' in out and 'logits' in out and 'check passed' in out
+    # a tolerance of zero cannot be met by two floating-point implementations: status 1, the output named
+    assert export_main([config, str(checkpoint), '--out', str(tmp_path / 'strict.onnx'), '--rtol', '0',
+                        '--atol', '0']) == 1
+    out = capsys.readouterr().out
+    assert 'TOO LARGE' in out and 'check FAILED' in out
+    with pytest.raises(SystemExit, match='checkpoint not found'):
+        export_main([config, str(tmp_path / 'missing.pth')])
