@@ -9,7 +9,9 @@ pose, a list of person dicts (keypoints [K, 2], keypoint_scores [K], bbox, score
 probability) pairs. A pretraining model masks and reconstructs the images as one batch and returns one dict
 (masked / reconstruction / original images), which `reconstruction_grid` draws as one picture. Each task's
 module (`TASK_MODULES`) has the same three functions: `init_model`, `inference` and `infer_images` (pictures
-into a folder, for tools/infer.py). Drawing lives in `mae_transfer.visualization`.
+into a folder); det, seg, pose and cls also `render` (a result drawn on the image) and `to_json` (a result as
+JSON), which `annotate` uses for images, folders and videos (tools/infer.py). Drawing lives in
+`mae_transfer.visualization`.
 """
 import importlib
 from pathlib import Path

@@ -11,7 +11,8 @@ from typing import Callable, Dict, List, Tuple
 
 # import name -> distribution name (for the version)
 PACKAGES = {'torch': 'torch', 'torchvision': 'torchvision', 'timm': 'timm', 'mmengine': 'mmengine', 'mmcv': 'mmcv',
-            'mmdet': 'mmdet', 'mmseg': 'mmsegmentation', 'pycocotools': 'pycocotools', 'numpy': 'numpy'}
+            'mmdet': 'mmdet', 'mmseg': 'mmsegmentation', 'pycocotools': 'pycocotools', 'numpy': 'numpy',
+            'onnx': 'onnx', 'onnxruntime': 'onnxruntime'}
 
 
 def collect_versions() -> Dict[str, str]:

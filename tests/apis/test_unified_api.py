@@ -21,6 +21,8 @@ def test_every_task_module_has_the_same_verbs(task):
     module = importlib.import_module(TASK_MODULES[task])
     for name in ('init_model', 'inference', 'infer_images'):
         assert callable(getattr(module, name)), (task, name)
+    if task != 'pretrain':  # what apis.annotate needs for images, folders and videos
+        assert callable(module.render) and callable(module.to_json) and module.PICTURE_SUFFIX in ('.png', '.jpg')
 
 
 def test_classifier_from_a_config_predicts_files_and_arrays(tmp_path):

@@ -11,6 +11,7 @@ from mae_transfer.tools.test import main as test_main
 def metrics_of_both_backends(config: str, checkpoint: str, work_dir: Path, cfg_options: List[str],
                              monkeypatch) -> Tuple[Dict[str, float], Dict[str, float], int]:
     """(PyTorch metrics, onnxruntime metrics, runs of the ONNX graph) of `checkpoint` on its config's test set."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     options = ['--cfg-options', *cfg_options] if cfg_options else []
     onnx = work_dir / 'model.onnx'
     assert export_main([config, checkpoint, '--out', str(onnx), *options]) == 0

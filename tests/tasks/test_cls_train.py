@@ -11,6 +11,8 @@ from mae_transfer.checkpoint import safe_torch_load
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
+from helpers.onnx_backends import metrics_of_both_backends
+
 TINY_CONFIGS = {
     'finetune': 'cls/ft_vit-tiny-p16_1xb32-600i_synthetic-64x64.py',
     'linear_probe': 'cls/linear-probe_vit-tiny-p16_1xb64-300i_synthetic-64x64.py',
@@ -42,7 +44,7 @@ def tiny_cfg(name, data_root, work_dir, iters=3):
 
 
 @pytest.mark.parametrize('protocol', list(TINY_CONFIGS))
-def test_tiny_config_trains_and_validates(protocol, data_root, tmp_path):
+def test_tiny_config_trains_and_validates(protocol, data_root, tmp_path, monkeypatch):
     cfg = tiny_cfg(protocol, data_root, tmp_path)
     assert config_task(cfg) == 'cls' and cfg.model.protocol == protocol
     runner = Runner.from_cfg(cfg)
@@ -70,3 +72,9 @@ def test_tiny_config_trains_and_validates(protocol, data_root, tmp_path):
         written = infer_images(cfg, str(tmp_path / 'iter_3.pth'), [str(p) for p in images], str(tmp_path / 'infer'))
         assert [p.name for p in written] == [f'{p.stem}.png' for p in images]
         assert all(p.stat().st_size > 0 for p in written)
+        # the exported classifier in onnxruntime through tools/test.py: the same accuracy (0.1 point)
+        config = tmp_path / 'cls_tiny.py'
+        cfg.dump(str(config))
+        pytorch, runtime, calls = metrics_of_both_backends(str(config), str(tmp_path / 'iter_3.pth'),
+                                                           tmp_path / 'onnx', [], monkeypatch)
+        assert calls > 0 and abs(pytorch['accuracy/top1'] - runtime['accuracy/top1']) <= 0.1, (pytorch, runtime)

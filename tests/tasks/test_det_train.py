@@ -17,6 +17,7 @@ from mae_transfer.checkpoint import adapt as pretrained_module
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model, config_task
 
+from helpers.onnx_backends import metrics_of_both_backends
 from helpers.paths import REPO, TEST_DATA
 
 TINY = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
@@ -69,6 +70,17 @@ def test_tiny_twin_trains_validates_and_tests_through_the_tools(trained, synthet
         assert 0.0 <= metrics[key] <= 1.0, (key, metrics)
     saved = torch.load(checkpoint, map_location='cpu', weights_only=False)
     assert saved['meta']['dataset_meta']['classes'] == ('ellipse', 'rectangle', 'triangle')
+
+
+def test_onnxruntime_backend_gives_the_pytorch_metrics(trained, synthetic_root, tmp_path, monkeypatch):
+    """tools/test.py with the exported backbone + pyramid in onnxruntime: the same COCO AP (0.1 point = 0.001)."""
+    options = [*data_options(synthetic_root), 'test_dataloader.num_workers=0',
+               'test_dataloader.persistent_workers=False']
+    pytorch, runtime, calls = metrics_of_both_backends(str(TINY), str(trained / f'iter_{ITERS}.pth'), tmp_path,
+                                                       options, monkeypatch)
+    assert calls > 0  # the test images went through the graph (one batch of 8 holds all 6)
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
+        assert abs(pytorch[key] - runtime[key]) <= 1e-3, (key, pytorch, runtime)
 
 
 def test_infer_images_draws_pictures(trained, synthetic_root, tmp_path):

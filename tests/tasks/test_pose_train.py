@@ -14,6 +14,7 @@ from mae_transfer.apis.pose import infer_images, load_boxes
 from mae_transfer.datasets import generate_pose_dataset, synthetic_data_options
 from mae_transfer.utils.configs import CONFIG_ROOT, config_task
 
+from helpers.onnx_backends import metrics_of_both_backends
 from helpers.paths import TEST_DATA
 
 TINY = CONFIG_ROOT / 'pose' / 'heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
@@ -74,6 +75,16 @@ def test_tiny_config_trains_and_tests(trained):
     cfg.load_from = str(trained['checkpoint'])
     metrics = Runner.from_cfg(cfg).test()
     assert 0.0 <= metrics['coco/AP'] <= 1.0 and 'coco/AR' in metrics
+
+
+def test_onnxruntime_backend_gives_the_pytorch_metrics(trained, tmp_path, monkeypatch):
+    """tools/test.py with the exported heatmap graph in onnxruntime (flip test included): the same keypoint AP."""
+    config = tmp_path / 'pose_tiny.py'
+    tiny_cfg(trained['root'] / 'data', tmp_path / 'work').dump(str(config))
+    pytorch, runtime, calls = metrics_of_both_backends(str(config), str(trained['checkpoint']), tmp_path, [],
+                                                       monkeypatch)
+    assert calls >= 2  # each test batch, and its flipped copy
+    assert abs(pytorch['coco/AP'] - runtime['coco/AP']) <= 1e-3, (pytorch, runtime)
 
 
 def test_infer_images_writes_pictures(trained, tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 
+from helpers.onnx_backends import metrics_of_both_backends
 from helpers.paths import REPO
 
 TINY_CONFIG = REPO / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
@@ -49,3 +50,9 @@ def test_tiny_twin_trains_and_tests_end_to_end(tmp_path, monkeypatch):
     assert set(metrics) == {'aAcc', 'mIoU', 'mAcc'}
     # the same weights on the same images as the validation after training
     assert all(abs(metrics[key] - scalars[-1][key]) < 1e-3 for key in metrics), (metrics, scalars[-1])  # float32 log
+
+    # the exported graph in onnxruntime, sliding windows stitched by mmseg as above: the same metrics (0.1 point)
+    pytorch, runtime, calls = metrics_of_both_backends(str(TINY_CONFIG), str(checkpoint), tmp_path / 'onnx',
+                                                       test_options, monkeypatch)
+    assert calls > 3  # at least one window per test image
+    assert all(abs(pytorch[key] - runtime[key]) <= 0.1 for key in ('aAcc', 'mIoU', 'mAcc')), (pytorch, runtime)

@@ -7,6 +7,7 @@ one module per task on one harness (mae_transfer/utils/benchmarking.py). Numbers
     seg        tiny UperNet twin: mIoU before / after training; full recipe: one step's time and memory
     pose       tiny heatmap twin: AP before / after training; full model: img/s, step time, memory
     cls        tiny fine-tune / linear probe / partial fine-tune twins: accuracy; full models: memory, step time
+    export     ONNX of each tiny twin: differences from PyTorch, test metric and video fps with both backends
 
 `mae-transfer benchmark TASK --help` shows a task's options and examples. Each measurement of a model's cost
 runs in a fresh process (`python -m mae_transfer.tools.benchmark TASK ... --single`) so that its peak memory is
@@ -17,7 +18,7 @@ import os
 import sys
 from typing import List, Optional
 
-TASKS = ('pretrain', 'backbone', 'det', 'seg', 'pose', 'cls')
+TASKS = ('pretrain', 'backbone', 'det', 'seg', 'pose', 'cls', 'export')
 
 
 def child_command(task: str) -> List[str]:
