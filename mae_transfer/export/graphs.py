@@ -155,9 +155,23 @@ def _attach_det(model: nn.Module, runtime: Runtime) -> None:
     object.__setattr__(model, 'extract_feat', lambda inputs: tuple(runtime(inputs)))
 
 
+def _det_input_size(model: nn.Module) -> Tuple[int, int]:
+    """The padded test input: the test Resize's longer side rounded up to the preprocessor's pad divisor (ViTDet
+    pads every test image to 1024 x 1024 this way; the backbone's own img_size is its pretraining size)."""
+    from mmdet.utils import get_test_pipeline_cfg
+    resize = [step for step in get_test_pipeline_cfg(model.cfg) if str(step['type']).split('.')[-1] == 'Resize']
+    if not resize:
+        return _size(model.backbone.patch_embed.img_size)
+    scale = resize[0]['scale']
+    side = max(scale) if isinstance(scale, (tuple, list)) else int(scale)
+    divisor = int((model.cfg.model.get('data_preprocessor') or {}).get('pad_size_divisor', 1))
+    side = -(-side // divisor) * divisor
+    return side, side
+
+
 def _det_graph(model: nn.Module) -> TaskGraph:
     names = tuple(f'p{2 + level}' for level in range(model.neck.num_outs))  # strides 4, 8, ... at patch 16
-    return TaskGraph('det', _BackboneNeck(model), _size(model.backbone.patch_embed.img_size), names, _attach_det)
+    return TaskGraph('det', _BackboneNeck(model), _det_input_size(model), names, _attach_det)
 
 
 _BUILDERS = {'cls': _cls_graph, 'pose': _pose_graph, 'pretrain': _pretrain_graph, 'seg': _seg_graph,

@@ -113,3 +113,16 @@ def test_export_command_prints_the_check_and_fails_beyond_the_tolerance(tmp_path
     assert 'TOO LARGE' in out and 'check FAILED' in out
     with pytest.raises(SystemExit, match='checkpoint not found'):
         export_main([config, str(tmp_path / 'missing.pth')])
+
+
+def test_full_recipes_export_at_their_test_input_size():
+    """ViTDet pads test images to 1024 x 1024 (the backbone's own img_size is the 224 of pretraining); UperNet's
+    graph is one 512 x 512 window."""
+    from types import SimpleNamespace
+
+    from mae_transfer.export.graphs import _det_input_size
+    from mae_transfer.utils.configs import load_config, sliding_window
+
+    det = load_config('det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py')
+    assert det.model.backbone.img_size == 224 and _det_input_size(SimpleNamespace(cfg=det)) == (1024, 1024)
+    assert sliding_window(load_config('seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'))[0] == (512, 512)
