@@ -106,9 +106,8 @@ PROJECT = 'mae_transfer'
 
 def peak_tflops_for(device_name: str) -> Optional[Tuple[float, str]]:
     """(peak bf16 dense TFLOP/s, the table's label) of a CUDA device name, or None for a device not in the table."""
-    name = device_name.upper()
     for pattern, tflops, label in PEAK_BF16_TFLOPS:
-        if re.search(pattern.upper(), name):
+        if re.search(pattern, device_name, flags=re.IGNORECASE):
             return tflops, label
     return None
 
