@@ -144,7 +144,7 @@ def test_mmcv_build_decision():
     runs_s = gc.runs_estimate_s(tasks, with_ops=True)
     assert gc.decide_mmcv_build(build_s + runs_s + 1, 16, tasks)[0]
     fits, why = gc.decide_mmcv_build(build_s + runs_s - 1, 16, tasks)
-    assert not fits and 'skipping det' in why
+    assert not fits and 'skipping det, seg' in why
     assert gc.mmcv_build_estimate_s(4) > gc.mmcv_build_estimate_s(16)  # fewer cores, longer build
     assert gc.mmcv_build_estimate_s(16, archs=2) > build_s
     assert gc.runs_estimate_s(tasks, with_ops=False) < runs_s  # without ops, det does not run
