@@ -8,6 +8,8 @@
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --out-dir work_dirs/infer
     mae-transfer infer CONFIG CHECKPOINT clip.mp4 --out-dir work_dirs/infer --json-lines
     mae-transfer export CONFIG CHECKPOINT --out model.onnx
+    mae-transfer plan pretrain/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py --gpus 4 --gpu-memory 24GB
+    mae-transfer gpu-check --make-wheels gpu_wheels/       # then, on the GPU machine: python gpu_wheels/gpu_check.py
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --backend onnxruntime --onnx model.onnx
     mae-transfer convert official_mae.pth checkpoints/ours.safetensors
     mae-transfer visualize CONFIG CHECKPOINT a.jpg b.jpg --out recon.png
@@ -32,6 +34,9 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     'test': ('test', "evaluate a checkpoint with its config's test set and metrics"),
     'infer': ('infer', 'predict on images, folders and videos; write annotated pictures / videos'),
     'export': ('export', 'export to ONNX and check onnxruntime against PyTorch'),
+    'plan': ('plan', 'per-device batch, accumulation, with_cp and lr for your GPUs, from measured memory'),
+    'gpu-check': ('gpu_check', 'on a GPU machine: install from a wheel folder, check mmcv ops, run the ViT-B '
+                               'configs'),
     'convert': ('convert', 'convert official MAE / timm / HF / mmpretrain weights'),
     'visualize': ('visualize', 'MAE reconstruction pictures for images'),
     'download': ('download', 'download an official checkpoint (resumable) and convert it'),

@@ -10,8 +10,10 @@ from .optim_wrappers import AutocastOptimWrapper
 from .reconstruction_hook import ReconstructionHook
 from .rng_state_hook import RNGStateHook, seed_worker
 from .run_safety import add_run_safety
+from .sharding import STRATEGY_CHOICES, DeviceFSDP, ShapeAwareFSDPStrategy, full_parameters, use_sharded_strategy
 
 __all__ = [
+    'DeviceFSDP', 'STRATEGY_CHOICES', 'ShapeAwareFSDPStrategy', 'full_parameters', 'use_sharded_strategy',
     'LARS', 'Lars',
     'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'seed_worker',
     'AutocastOptimWrapper', 'CPUCompatibleDDP', 'KNNMonitorHook', 'LayerDecayOptimWrapperConstructor',

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..registry import HOOKS
 from .distributed import unwrap_model
+from .sharding import full_parameters
 
 # The timer of the cost accounting; a module attribute so tests can replace it with a fake clock.
 perf_counter = time.perf_counter
@@ -200,17 +201,20 @@ class KNNMonitorHook(Hook):
         runner.logger.info(f'KNNMonitorHook: {len(self.bank[1])} {self.bank_split} and {len(self.queries[1])} '
                            f'{self.query_split} images of {len(self.classes)} classes under {self.data_root}, '
                            f'{tuple(self.bank[0].shape[-2:])} px, loaded in {self.load_s:.1f} s')
-        self.evaluate(runner, step=runner.iter)
+        with full_parameters(runner.model):
+            self.evaluate(runner, step=runner.iter)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         if self.enabled and self.every_n_train_iters(runner, self.interval):
-            self.evaluate(runner, step=runner.iter + 1)  # runner.iter counts from 0 until the loop moves on
+            with full_parameters(runner.model):  # every rank enters (FSDP gathers); rank 0 evaluates
+                self.evaluate(runner, step=runner.iter + 1)  # runner.iter counts from 0 until the loop moves on
 
     def after_train(self, runner) -> None:
         if not self.enabled:
             return
         if self._last_step != runner.iter:  # after the loop, runner.iter = iterations done
-            self.evaluate(runner, step=runner.iter)
+            with full_parameters(runner.model):
+                self.evaluate(runner, step=runner.iter)
         if not is_main_process() or self._run_start is None:
             return
         self.run_s = perf_counter() - self._run_start

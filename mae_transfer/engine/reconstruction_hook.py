@@ -12,6 +12,7 @@ from mmengine.dist import master_only
 
 from ..registry import HOOKS
 from .distributed import unwrap_model
+from .sharding import full_parameters
 
 
 @HOOKS.register_module()
@@ -55,7 +56,8 @@ class ReconstructionHook(Hook):
         if self.images is None:
             return
         if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
-            self.save(runner)
+            with full_parameters(runner.model):  # every rank enters (FSDP gathers); rank 0 draws
+                self.save(runner)
 
     @master_only  # one picture per step, not one per process
     def save(self, runner) -> Path:

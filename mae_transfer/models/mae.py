@@ -17,6 +17,7 @@ from typing import Any, Optional, Tuple, Union
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .arch import get_arch
 from .layers.pos_embed import GridSize, get_2d_sincos_pos_embed
@@ -83,19 +84,22 @@ class MaskedAutoencoderViT(ViTEncoder):
         norm_pix_loss: regress each patch's pixels normalised by that patch's mean and variance.
         drop_path_rate: stochastic depth of the encoder (the paper uses none for pretraining).
         qkv_bias: learn biases for the qkv projections.
+        with_cp: activation checkpointing of the encoder blocks in training (less memory, about a third more
+            compute; `mae-transfer plan` turns it on when a batch does not fit otherwise).
     """
 
     def __init__(self, img_size: Union[int, Tuple[int, int]] = 224, patch_size: int = 16, in_chans: int = 3,
                  embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, decoder_embed_dim: int = 512,
                  decoder_depth: int = 8, decoder_num_heads: int = 16, mlp_ratio: float = 4.0,
                  norm_layer: Optional[NormLayer] = None, norm_pix_loss: bool = False,
-                 drop_path_rate: float = 0.0, qkv_bias: bool = True) -> None:
+                 drop_path_rate: float = 0.0, qkv_bias: bool = True, with_cp: bool = False) -> None:
         norm_layer = norm_layer or default_norm_layer
         super().__init__(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
                          depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                          drop_path_rate=drop_path_rate, norm_layer=norm_layer)
         self.decoder_embed_dim = decoder_embed_dim
         self.norm_pix_loss = norm_pix_loss
+        self.with_cp = with_cp
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim, bias=True)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, decoder_embed_dim),
@@ -182,8 +186,14 @@ class MaskedAutoencoderViT(ViTEncoder):
         x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)  # x: [N, L_keep, D]
         x = self.prepend_cls_token(x)  # x: [N, 1 + L_keep, D]
         for block in self.blocks:
-            x = block(x)
+            x = self._run_block(block, x)
         return self.norm(x), mask, ids_restore
+
+    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            # activation checkpointing: recompute the block in backward; non-reentrant replays the RNG state
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """Predict the pixels of every patch from the visible latents and mask tokens.
@@ -203,7 +213,7 @@ class MaskedAutoencoderViT(ViTEncoder):
         x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).expand(-1, -1, dim))  # x_: [N, L, Dd]
         x = torch.cat([x[:, :1, :], x_], dim=1)  # x: [N, 1 + L, Dd], cls token back in front
         x = x + self.decoder_pos_embed
-        for block in self.decoder_blocks:
+        for block in self.decoder_blocks:  # the light decoder: its activations are small, no checkpointing
             x = block(x)
         x = self.decoder_pred(self.decoder_norm(x))  # x: [N, 1 + L, p*p*C]
         return x[:, 1:, :]  # [N, L, p*p*C]

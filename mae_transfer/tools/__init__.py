@@ -7,7 +7,8 @@ these, so an installed wheel runs the same commands as a source checkout:
     infer      (tools/infer.py)                    demo       (tools/demo.py)
     convert    (tools/convert_checkpoint.py)       download   (tools/download_checkpoint.py)
     visualize  (tools/visualize_reconstruction.py) benchmark  (tools/benchmark.py; one module per task)
-    export     (tools/export.py)
+    export     (tools/export.py)                   plan       (tools/plan.py)
+    gpu-check  (tools/gpu_check.py)
 
 `python -m mae_transfer.tools.COMMAND` runs one too (tools/dist_train.sh does, under torchrun).
 """

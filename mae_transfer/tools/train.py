@@ -23,7 +23,8 @@ from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_cpu_distributed,
-                                 scale_lr_to_effective_batch)
+                                 STRATEGY_CHOICES, scale_lr_to_effective_batch,
+                                 use_sharded_strategy)
 from mae_transfer.tools import load_config_or_exit, use_own_visualizer
 from mae_transfer.utils.configs import set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
@@ -49,6 +50,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     length.add_argument('--iters', type=int, help='the same for an iteration-based config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--strategy', choices=STRATEGY_CHOICES, default='ddp',
+                        help='fsdp / deepspeed: shard parameters, gradients and optimizer state over the processes '
+                             "(mmengine's FlexibleRunner) for models one card cannot hold; docs/planning.md")
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -116,6 +120,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         cfg.resume, cfg.load_from = True, args.resume
 
     prepare_cpu_distributed(cfg, args.launcher)  # gloo + a CPU-friendly DDP when there is no GPU
+    use_sharded_strategy(cfg, args.strategy, args.launcher)
     world_size = world_size_from_env(args.launcher)
     factor = scale_lr_to_effective_batch(cfg, world_size)
     if factor != 1.0:

@@ -360,3 +360,84 @@ def run_task_benchmark(script: Union[str, Sequence[str]], doc: str, batch: int,
             raise SystemExit(f'every measurement failed: {", ".join(failed)}')
     if report_load:
         print(f'load average at the end: {os.getloadavg()[0]:.1f}')
+
+
+# ------------------------------------------------------------------------------------------------ synthetic steps
+
+def synthetic_instances(height: int, width: int, num: int = 3, seed: int = 0):
+    """`num` rectangular ground-truth instances (boxes, labels, bitmap masks) inside an image."""
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+
+    generator = torch.Generator().manual_seed(seed)
+    boxes, masks = [], torch.zeros(num, height, width, dtype=torch.uint8)
+    for index in range(num):
+        w, h = (torch.rand(2, generator=generator) * 0.4 + 0.1) * torch.tensor([width, height])
+        x, y = torch.rand(2, generator=generator) * torch.tensor([width - w, height - h])
+        x0, y0, x1, y1 = int(x), int(y), int(x + w), int(y + h)
+        boxes.append([x0, y0, x1, y1])
+        masks[index, y0:y1, x0:x1] = 1
+    return InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32), labels=torch.arange(num) % 3,
+                        masks=BitmapMasks(masks.numpy(), height, width))
+
+
+def training_input_size(cfg: Config) -> Tuple[int, int]:
+    """(height, width) of a training input of a config of any task: the LSJ size (det), the crop (seg), the codec
+    input (pose), the training transform's size (cls) or the MAE image size (pretraining)."""
+    from .configs import config_task
+    task = config_task(cfg)
+    if task == 'det':
+        return tuple(cfg.image_size)
+    if task == 'seg':
+        return tuple(cfg.model.data_preprocessor['size'])
+    if task == 'pose':
+        width, height = cfg.codec['input_size']
+        return height, width
+    if task == 'cls':
+        size = cfg.train_dataloader.dataset.transform['input_size']
+        return (size, size) if isinstance(size, int) else tuple(size)[-2:]
+    size = cfg.model.get('img_size', 224)
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def synthetic_training_loss(cfg: Config, model: torch.nn.Module, batch: int,
+                            device: str = 'cpu') -> Callable[[], torch.Tensor]:
+    """A closure that runs one training forward pass of `model` (built from `cfg`, any task) on a fixed synthetic
+    batch of `batch` inputs at the training size, as the data preprocessor hands them over, and returns the
+    summed loss: what one training step costs without a dataset."""
+    from .configs import config_task
+    task = config_task(cfg)
+    height, width = training_input_size(cfg)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(batch, 3, height, width, generator=generator).to(device)
+    if task == 'det':
+        from mmdet.structures import DetDataSample
+        samples = []
+        for index in range(batch):
+            sample = DetDataSample(metainfo=dict(img_shape=(height, width), pad_shape=(height, width),
+                                                 ori_shape=(height, width), batch_input_shape=(height, width),
+                                                 scale_factor=(1.0, 1.0)))
+            sample.gt_instances = synthetic_instances(height, width, seed=index).to(device)
+            samples.append(sample)
+        return lambda: model.parse_losses(model.loss(inputs, samples))[0]
+    if task == 'seg':
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        num_classes = cfg.model.decode_head.num_classes
+        samples = []
+        for _ in range(batch):
+            sample = SegDataSample(metainfo=dict(img_shape=(height, width), pad_shape=(height, width),
+                                                 ori_shape=(height, width)))
+            labels = torch.randint(0, num_classes, (1, height, width), generator=generator)
+            sample.gt_sem_seg = PixelData(data=labels.to(device))
+            samples.append(sample)
+        return lambda: sum(value for key, value in model.loss(inputs, samples).items() if 'loss' in key)
+    if task == 'pose':
+        heat_w, heat_h = cfg.codec['heatmap_size']
+        target = torch.rand(batch, 17, heat_h, heat_w, generator=generator).to(device)
+        weights = torch.ones(batch, 17, device=device)
+        return lambda: model.loss_module(model(inputs, mode='tensor'), target, weights)
+    if task == 'cls':
+        labels = torch.arange(batch, device=device) % cfg.model.num_classes
+        return lambda: model(inputs, labels, mode='loss')['loss']
+    return lambda: model(inputs, mode='loss')['loss']  # MAE pretraining

@@ -1,4 +1,5 @@
 """MAE pretraining on the mmengine Runner: the tiny config trains, saves pictures, resumes, scales lr, runs DDP."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -144,11 +145,43 @@ def test_train_tool_with_amp_leaves_checkpoint_and_picture(image_dir, tmp_path):
     assert "type='mae_transfer.AutocastOptimWrapper'" in (tmp_path / TINY.name).read_text()  # the dumped config
 
 
-def test_distributed_training_with_two_gloo_processes(image_dir, tmp_path):
-    env = dict(os.environ, PYTHON=sys.executable, PORT='29613', OMP_NUM_THREADS='1')
-    command = ['bash', 'tools/dist_train.sh', str(TINY), '2', '--work-dir', str(tmp_path),
-               *_train_command_options(image_dir, batch_size=4)]
+def _dist_train(strategy: str, image_dir, work_dir, port: str) -> dict:
+    """2 gloo processes, 2 steps of 4 images each at a constant lr of 0.01 (steps large enough to compare)."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT=port, OMP_NUM_THREADS='1')
+    command = ['bash', 'tools/dist_train.sh', str(TINY), '2', '--strategy', strategy, '--work-dir', str(work_dir),
+               *_train_command_options(image_dir, batch_size=4), 'param_scheduler=[]',
+               'optim_wrapper.optimizer.lr=0.01']
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    checkpoint = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu', weights_only=True)
-    assert checkpoint['meta']['iter'] == 2  # 16 images / (2 processes x batch 4)
+    return torch.load(work_dir / 'epoch_1.pth', map_location='cpu', weights_only=True)
+
+
+def test_distributed_training_with_two_gloo_processes_ddp_and_fsdp(image_dir, tmp_path):
+    ddp = _dist_train('ddp', image_dir, tmp_path / 'ddp', '29613')
+    assert ddp['meta']['iter'] == 2  # 16 images / (2 processes x batch 4)
+    # FSDP shards parameters, gradients and AdamW state over the two processes: the same two steps
+    fsdp = _dist_train('fsdp', image_dir, tmp_path / 'fsdp', '29614')
+    assert fsdp['state_dict'].keys() == ddp['state_dict'].keys()  # a full state dict, unsharded names
+    moved = max(float((ddp['state_dict'][k] - fsdp['state_dict'][k]).abs().max()) for k in ddp['state_dict'])
+    assert moved <= 1e-6, moved
+    assert (tmp_path / 'fsdp' / 'reconstructions' / 'iter_2.png').is_file()  # hooks see the whole model
+    # the FSDP checkpoint initialises a downstream backbone like any other
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'cls' / 'ft_vit-tiny-p16_1xb32-600i_synthetic-64x64.py'))
+    cfg.model.backbone.img_size = 64
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'fsdp' / 'epoch_1.pth'))
+    classifier = build_model(cfg)
+    classifier.init_weights()
+    assert torch.equal(classifier.backbone.blocks[1].attn.qkv.weight,
+                       fsdp['state_dict']['mae.blocks.1.attn.qkv.weight'])
+
+
+def test_sharded_strategies_need_processes_and_their_package():
+    from mae_transfer.engine import use_sharded_strategy
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
+    with pytest.raises(SystemExit, match='launch with `bash tools/dist_train.sh CONFIG NUM_GPUS --strategy fsdp`'):
+        use_sharded_strategy(cfg, 'fsdp', 'none')
+    use_sharded_strategy(cfg, 'fsdp', 'pytorch')
+    assert cfg.runner_type == 'FlexibleRunner' and cfg.strategy.model_wrapper.use_orig_params
+    if importlib.util.find_spec('deepspeed') is None:  # not part of our stack: the message says how to get it
+        with pytest.raises(SystemExit, match='pip install deepspeed'):
+            use_sharded_strategy(cfg, 'deepspeed', 'pytorch')

@@ -13,7 +13,10 @@ from mae_transfer.utils.configs import CONFIG_ROOT, ConfigNotFoundError, config_
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = {'train': 'train.py', 'test': 'test.py', 'infer': 'infer.py', 'demo': 'demo.py',
            'convert': 'convert_checkpoint.py', 'download': 'download_checkpoint.py',
-           'visualize': 'visualize_reconstruction.py', 'benchmark': 'benchmark.py', 'export': 'export.py'}
+           'visualize': 'visualize_reconstruction.py', 'benchmark': 'benchmark.py', 'export': 'export.py',
+           'plan': 'plan.py', 'gpu_check': 'gpu_check.py'}
+# loaded by its path: on a bare GPU machine `import mae_transfer` needs mmengine, which gpu_check installs first
+LOADED_BY_PATH = {'gpu_check'}
 DET_BASE = 'det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
 
 
@@ -23,8 +26,10 @@ def test_every_command_has_its_module_a_thin_script_and_help_with_an_example(cap
     for command, (module, _) in cli.COMMANDS.items():
         assert callable(importlib.import_module(f'mae_transfer.tools.{module}').main), module
         script = REPO / 'tools' / SCRIPTS[module]
-        assert f'from mae_transfer.tools.{module} import main' in script.read_text(), script
-        assert len(script.read_text().splitlines()) < 15, f'{script} should be a thin entry point'
+        entry = (f"'mae_transfer' / 'tools' / '{module}.py'" if module in LOADED_BY_PATH
+                 else f'from mae_transfer.tools.{module} import main')
+        assert entry in script.read_text(), script
+        assert len(script.read_text().splitlines()) < 25, f'{script} should be a thin entry point'
         assert f'  {command} ' in listing and f'mae-transfer {command}' in listing
     with pytest.raises(SystemExit) as exit_info:
         cli.main(['test', '--help'])

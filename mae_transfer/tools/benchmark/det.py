@@ -22,7 +22,7 @@ import torch
 
 from mae_transfer.utils.benchmarking import (build_random_model, default_device, learning_check, parameter_counts,
                                              print_before_after, print_step_cost, run_task_benchmark,
-                                             time_training_steps)
+                                             synthetic_training_loss, time_training_steps)
 from mae_transfer.utils.configs import config_name
 
 TINY_CONFIG = 'det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
@@ -45,45 +45,19 @@ def tiny_learning_check(config: str = TINY_CONFIG, data_root: Optional[str] = No
     return dict(result, config=config_name(config), pretrained=pretrained or 'none (random)')
 
 
-def synthetic_instances(height: int, width: int, num: int = 3, seed: int = 0):
-    """`num` rectangular ground-truth instances (boxes, labels, bitmap masks) inside an image."""
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
-
-    generator = torch.Generator().manual_seed(seed)
-    boxes, masks = [], torch.zeros(num, height, width, dtype=torch.uint8)
-    for index in range(num):
-        w, h = (torch.rand(2, generator=generator) * 0.4 + 0.1) * torch.tensor([width, height])
-        x, y = torch.rand(2, generator=generator) * torch.tensor([width - w, height - h])
-        x0, y0, x1, y1 = int(x), int(y), int(x + w), int(y + h)
-        boxes.append([x0, y0, x1, y1])
-        masks[index, y0:y1, x0:x1] = 1
-    return InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32), labels=torch.arange(num) % 3,
-                        masks=BitmapMasks(masks.numpy(), height, width))
-
-
 def full_step(config: str = FULL_CONFIG, batch: int = 1, amp: bool = False, steps: int = 1) -> dict:
     """Build a full-size config's detector and time `steps` training forward + backward passes at its input size.
 
     Run it in a fresh process (`main` does) so that the peak RSS is this measurement's.
     """
-    from mmdet.structures import DetDataSample
     from mmengine.registry import DefaultScope
 
     device = default_device()
     cfg, model = build_random_model(config, device)
     height, width = cfg.image_size
-    inputs = torch.randn(batch, 3, height, width, device=device)  # what the data preprocessor hands over
-    samples = []
-    for index in range(batch):
-        sample = DetDataSample(metainfo=dict(img_shape=(height, width), pad_shape=(height, width),
-                                             ori_shape=(height, width), batch_input_shape=(height, width),
-                                             scale_factor=(1.0, 1.0)))
-        sample.gt_instances = synthetic_instances(height, width, seed=index).to(device)
-        samples.append(sample)
+    compute_loss = synthetic_training_loss(cfg, model, batch, device)  # 3 instances per image, as preprocessed
     with DefaultScope.overwrite_default_scope('mmdet'):
-        cost = time_training_steps(model, lambda: model.parse_losses(model.loss(inputs, samples))[0], steps, amp,
-                                   device)
+        cost = time_training_steps(model, compute_loss, steps, amp, device)
     return dict(cost, config=config_name(config), batch=batch, size=(height, width), amp=amp, device=device,
                 threads=torch.get_num_threads(), **parameter_counts(model))
 

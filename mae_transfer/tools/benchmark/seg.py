@@ -22,7 +22,7 @@ import torch
 
 from mae_transfer.utils.benchmarking import (build_random_model, default_device, learning_check, parameter_counts,
                                              print_before_after, print_step_cost, run_task_benchmark,
-                                             time_training_steps)
+                                             synthetic_training_loss, time_training_steps)
 from mae_transfer.utils.configs import config_name
 
 TINY_CONFIG = 'seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
@@ -50,22 +50,10 @@ def full_step(config: str = FULL_CONFIG, batch: int = 2, amp: bool = False, step
 
     Run it in a fresh process (`main` does) so that the peak RSS is this measurement's.
     """
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-
     device = default_device()
     cfg, model = build_random_model(config, device)
     height, width = cfg.model.data_preprocessor['size']
-    num_classes = cfg.model.decode_head.num_classes
-    inputs = torch.randn(batch, 3, height, width, device=device)  # what the data preprocessor hands over
-    samples = []
-    for _ in range(batch):
-        sample = SegDataSample(metainfo=dict(img_shape=(height, width), pad_shape=(height, width),
-                                             ori_shape=(height, width)))
-        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, height, width), device=device))
-        samples.append(sample)
-    cost = time_training_steps(model, lambda: sum(value for key, value in model.loss(inputs, samples).items()
-                                                  if 'loss' in key), steps, amp, device)
+    cost = time_training_steps(model, synthetic_training_loss(cfg, model, batch, device), steps, amp, device)
     return dict(cost, config=config_name(config), batch=batch, crop=(height, width), amp=amp, device=device,
                 threads=torch.get_num_threads(), **parameter_counts(model))
 
