@@ -17,6 +17,7 @@ Two things differ from mmengine's defaults:
 Checkpoints are saved as a full state dict by rank 0 (mmengine's FULL_STATE_DICT), with the same keys as an
 unsharded run, so they load for fine-tuning and in the downstream configs like any other checkpoint.
 """
+import importlib
 import importlib.util
 from contextlib import contextmanager
 from typing import Iterator
@@ -71,6 +72,19 @@ def full_parameters(model: nn.Module) -> Iterator[None]:
         yield
 
 
+def _check_deepspeed() -> None:
+    """DeepSpeed is not part of our stack; say what is missing before the processes start."""
+    if importlib.util.find_spec('deepspeed') is None:
+        raise SystemExit('--strategy deepspeed needs the deepspeed package (pip install deepspeed); '
+                         '--strategy fsdp shards the same way with PyTorch alone')
+    try:  # mmengine 0.10.7's DeepSpeedStrategy imports it; deepspeed 0.19 (measured) no longer has it
+        importlib.import_module('deepspeed.runtime.fp16.onebit')
+    except ImportError as error:
+        import deepspeed
+        raise SystemExit(f'mmengine\'s DeepSpeedStrategy imports deepspeed.runtime.fp16.onebit, which deepspeed '
+                         f'{deepspeed.__version__} no longer has ({error}); use --strategy fsdp') from error
+
+
 def use_sharded_strategy(cfg: Config, strategy: str, launcher: str) -> None:
     """Switch `cfg` to mmengine's FlexibleRunner with a sharding strategy ('ddp' leaves it unchanged).
 
@@ -94,9 +108,7 @@ def use_sharded_strategy(cfg: Config, strategy: str, launcher: str) -> None:
         cfg.strategy = dict(type='mae_transfer.ShapeAwareFSDPStrategy', state_dict_cfg=state_dict_cfg,
                             model_wrapper=dict(type='mae_transfer.DeviceFSDP', use_orig_params=True))
     else:
-        if importlib.util.find_spec('deepspeed') is None:
-            raise SystemExit('--strategy deepspeed needs the deepspeed package (pip install deepspeed); '
-                             '--strategy fsdp shards the same way with PyTorch alone')
+        _check_deepspeed()
         cfg.strategy = dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=3))
         cfg.optim_wrapper.type = 'DeepSpeedOptimWrapper'
     cfg.pop('model_wrapper_cfg', None)  # the strategy wraps the model
