@@ -1,5 +1,6 @@
 """Training machinery shared by every task: run safety, mixed precision, lr scaling, hooks (checkpoint
 safety lives in `mae_transfer.checkpoint`)."""
+from .compile_hook import CompileHook, compile_target
 from .distributed import CPUCompatibleDDP, prepare_cpu_distributed, unwrap_model
 from .knn_monitor_hook import KNNMonitorHook, knn_accuracy
 from .lars import LARS, Lars
@@ -13,6 +14,7 @@ from .run_safety import add_run_safety
 from .sharding import STRATEGY_CHOICES, DeviceFSDP, ShapeAwareFSDPStrategy, full_parameters, use_sharded_strategy
 
 __all__ = [
+    'CompileHook', 'compile_target',
     'DeviceFSDP', 'STRATEGY_CHOICES', 'ShapeAwareFSDPStrategy', 'full_parameters', 'use_sharded_strategy',
     'LARS', 'Lars',
     'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'seed_worker',

@@ -50,6 +50,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     length.add_argument('--iters', type=int, help='the same for an iteration-based config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help="torch.compile the network (the MAE, else the backbone); BACKEND 'inductor' (default) "
+                             "or 'eager' (trace only). The first iteration's time, compilation included, is logged")
     parser.add_argument('--strategy', choices=STRATEGY_CHOICES, default='ddp',
                         help='fsdp / deepspeed: shard parameters, gradients and optimizer state over the processes '
                              "(mmengine's FlexibleRunner) for models one card cannot hold; docs/planning.md")
@@ -128,6 +131,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f'(world size x batch x accumulation): lr = {cfg.optim_wrapper.optimizer.lr:.3e}',
                   logger='current')
 
+    if args.compile:
+        cfg.custom_hooks = [*(cfg.get('custom_hooks') or []),
+                            dict(type='mae_transfer.CompileHook', backend=args.compile)]
     add_run_safety(cfg)  # exact resume (RNG states), stop on NaN/inf loss, fresh augmentations per epoch
     try:
         # A config may name its own runner class; mmengine's RUNNERS builds it from the whole config.

@@ -22,7 +22,7 @@ DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str, iters: int, warmup: int,
-            threads: int, profile: bool) -> dict:
+            threads: int, profile: bool, compile_backend: Optional[str] = None) -> dict:
     """One pretraining measurement in this process (`main` runs each in a fresh one)."""
     from mae_transfer.models import MAE_FACTORIES
     if threads:
@@ -38,7 +38,10 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
         return time_training_steps(model, lambda: model(imgs, mask_ratio=mask_ratio)[0], count, device=device,
                                    optimizer=optimizer, dtype=cast)
 
-    steps(warmup)
+    if compile_backend:
+        model.compile(backend=compile_backend)  # what tools/train.py --compile does (engine.CompileHook)
+    first_step_s = steps(1)['step_s'][0]  # compilation included when compiled
+    steps(max(0, warmup - 1))
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     if profile:
@@ -54,6 +57,7 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
             encoder_times.append(time.perf_counter() - start)
     return dict(arch=arch, batch=batch, img_size=img_size, mask_ratio=mask_ratio, dtype=dtype, device=device,
                 threads=torch.get_num_threads(), step_s=step_s, img_per_s=batch / step_s,
+                first_step_s=first_step_s, compile=compile_backend or 'no',
                 encoder_fwd_ms=1000 * median(encoder_times), peak_mem_mib=peak_memory_mib(device),
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
 
@@ -77,6 +81,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                          'unmeasured steps first (2)')
     parser.add_argument('--mask-ratios', type=float, nargs='+', default=[0.75])
     parser.add_argument('--dtypes', nargs='+', choices=sorted(DTYPES), default=['fp32', 'bf16'])
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='torch.compile the MAE first (as tools/train.py --compile); the first step, '
+                             'compilation included, is printed')
     parser.add_argument('--single', action='store_true', help=argparse.SUPPRESS)  # the fresh child process
     args = parser.parse_args(argv)
     batch, img_size = args.batch or 8, args.img_size or 224
@@ -84,17 +91,19 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     if args.single:
         print(json.dumps(measure(args.arch, batch, img_size, args.mask_ratios[0], args.dtypes[0], iters, warmup,
-                                 args.threads, args.profile)))
+                                 args.threads, args.profile, args.compile)))
         return
     print(f'MAE pretraining step (fwd + bwd + AdamW), {args.arch}, batch {batch}, {img_size}px; '
           f'median of {iters} steps after {warmup} warm-up')
-    print(f'{"mask":>5} {"dtype":>5} {"img/s":>8} {"s/step":>8} {"enc fwd ms":>10} {"peak MiB":>9}  device')
+    print(f'{"mask":>5} {"dtype":>5} {"img/s":>8} {"s/step":>8} {"first s":>8} {"enc fwd ms":>10} '
+          f'{"peak MiB":>9}  device  (compile: {args.compile or "no"})')
     for mask_ratio in args.mask_ratios:
         for dtype in args.dtypes:
             command = [*child_command('pretrain'), '--single', '--arch', args.arch, '--batch', str(batch),
                        '--img-size', str(img_size), '--mask-ratios', str(mask_ratio), '--dtypes', dtype,
                        '--iters', str(iters), '--warmup', str(warmup), '--threads', str(args.threads)]
+            command += ['--compile', args.compile] if args.compile else []
             r = run_in_fresh_process(command + (['--profile'] if args.profile else []), show_stderr=True)
             print(f'{mask_ratio:>5.2f} {dtype:>5} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
-                  f'{r["encoder_fwd_ms"]:>10.0f} '
+                  f'{r["first_step_s"]:>8.2f} {r["encoder_fwd_ms"]:>10.0f} '
                   f'{r["peak_mem_mib"]:>9.0f}  {r["device"]} ({r["threads"]} threads)', flush=True)
