@@ -46,7 +46,8 @@ def _same_predictions(task: str, pytorch: dict, runtime: dict) -> None:
         np.testing.assert_allclose(scores[0], scores[1], atol=1e-3)
 
 
-@pytest.mark.parametrize('task', list(TINY))
+# det, pose and cls exports are also evaluated through tools/test.py in each task's tiny-twin test
+@pytest.mark.parametrize('task', ['seg', 'pose', 'pretrain'])
 def test_export_matches_pytorch_and_runs_in_the_task_inference(task, tmp_path):
     torch.manual_seed(0)
     model = init_model(CONFIG_ROOT / TINY[task])
