@@ -12,7 +12,7 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 from ..registry import OPTIM_WRAPPERS
-from .mmcv_fp32 import cast_mmcv_ops_to_fp32
+from .autocast_boundaries import cast_mmcv_ops_to_fp32
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -28,7 +28,7 @@ class AutocastOptimWrapper(OptimWrapper):
         self.cast_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         if self.cast_dtype == torch.float16:
             raise ValueError('float16 needs loss scaling: use AmpOptimWrapper (GPU) or bfloat16')
-        cast_mmcv_ops_to_fp32()  # mmcv's CPU nms / roi_align take fp32 only (engine.mmcv_fp32)
+        cast_mmcv_ops_to_fp32()  # mmcv's CPU nms / roi_align take fp32 only (engine.autocast_boundaries)
 
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:

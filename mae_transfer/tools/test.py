@@ -39,6 +39,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', help='metrics JSON file (default: <work_dir>/test_metrics.json)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
+    parser.add_argument('--amp', action='store_true',
+                        help="evaluate under autocast: fp16 on a GPU, bf16 on a CPU (mmcv's fp32-only CPU ops get "
+                             'fp32)')
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
                         help='onnxruntime: evaluate the graph of --onnx in place of the PyTorch network')
     parser.add_argument('--onnx', help='the .onnx file of `mae-transfer export` (with --backend onnxruntime)')
@@ -61,6 +64,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg.merge_from_dict(args.cfg_options)
     if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
         raise SystemExit(f'{args.config} defines no test_dataloader / test_evaluator: nothing to evaluate')
+    if args.amp:  # mmengine's TestLoop runs under its autocast (bf16 on a CPU)
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+        from mae_transfer.engine.autocast_boundaries import cast_mmcv_ops_to_fp32
+        cast_mmcv_ops_to_fp32()
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
@@ -76,6 +83,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         # own load of `load_from` in runner.test()
         model.load_checkpoint(args.checkpoint)
         runner._has_loaded = True
+    if args.amp:
+        from mae_transfer.engine.autocast_boundaries import fp32_predictions
+        fp32_predictions(model)  # evaluators read predictions with numpy, which has no bf16
     runtime = None
     if args.backend == 'onnxruntime':
         from mae_transfer.export import attach_onnxruntime

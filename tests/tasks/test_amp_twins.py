@@ -1,10 +1,12 @@
-"""`tools/train.py --amp` on a CPU, every task's tiny twin: two iterations under bf16 autocast, with mmcv's
-fp32-only CPU ops (nms, roi_align) fed fp32 at their boundary (engine.mmcv_fp32)."""
+"""`tools/train.py --amp` and `tools/test.py --amp` on a CPU, every task's tiny twin: two training iterations and
+an evaluation under bf16 autocast, with mmcv's fp32-only CPU ops (nms, roi_align) fed fp32 at their boundary
+(engine.autocast_boundaries)."""
 import json
 
 import pytest
 
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
+from mae_transfer.tools import test as test_tool
 from mae_transfer.tools.train import main as train_main
 
 TWINS = {
@@ -33,3 +35,8 @@ def test_tiny_twin_trains_two_amp_iterations_on_cpu(task, tmp_path):
     losses = [entry['loss'] for entry in scalars if 'loss' in entry]
     assert len(losses) == 2 and all(loss == loss and 0 < loss < 100 for loss in losses)  # finite
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+    test_options = [option for option in options if option.startswith('test_')]
+    test_tool.main([config, str(tmp_path / 'work' / 'iter_2.pth'), '--amp', '--work-dir', str(tmp_path / 'test'),
+               '--out', str(tmp_path / 'metrics.json'), '--cfg-options', *test_options])
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics and all(value == value for value in metrics.values())  # evaluated, no NaN

@@ -1,4 +1,4 @@
-"""bf16 autocast on CPU around mmcv's compiled ops that take fp32 only.
+"""bf16 autocast on CPU at the boundaries of code that takes fp32 only: mmcv's compiled ops, and the evaluators.
 
 Under CPU autocast, boxes and features come out of bf16 matmuls and convolutions. mmcv 2.1's CPU kernels of
 `nms` and `roi_align` dispatch on float only, and stop the first iteration of Mask R-CNN with `expected scalar
@@ -10,6 +10,10 @@ bf16. Outside autocast, and on CUDA, nothing changes.
 
 `AutocastOptimWrapper` applies this when it is built, so every config that trains with `--amp` on a CPU gets it;
 `cast_mmcv_ops_to_fp32()` is idempotent.
+
+Predictions made under autocast carry bf16 tensors (boxes, scores), which numpy cannot hold: mmdet's COCO metric
+stops on `.numpy()`. `fp32_predictions` casts a test step's floating-point outputs to fp32 before the evaluator
+sees them (`tools/test.py --amp`).
 """
 import functools
 import importlib
@@ -73,4 +77,32 @@ def cast_mmcv_ops_to_fp32() -> List[str]:
     return changed
 
 
-__all__ = ['FP32_ONLY_OPS', 'cast_mmcv_ops_to_fp32']
+def to_fp32(outputs: Any) -> Any:
+    """Half-precision floating-point tensors in `outputs` (tensors, lists, dicts, mmengine data elements, nested)
+    cast to fp32, in place for data elements; integer and boolean tensors are left alone."""
+    from mmengine.structures import BaseDataElement
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float() if outputs.dtype in (torch.bfloat16, torch.float16) else outputs
+    if isinstance(outputs, BaseDataElement):
+        for key, value in list(outputs.items()):
+            setattr(outputs, key, to_fp32(value))
+        return outputs
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(to_fp32(value) for value in outputs)
+    if isinstance(outputs, dict):
+        return {key: to_fp32(value) for key, value in outputs.items()}
+    return outputs
+
+
+def fp32_predictions(model: Any) -> None:
+    """Make `model.test_step` and `model.val_step` return fp32 predictions (see the module docstring)."""
+    for name in ('test_step', 'val_step'):
+        step = getattr(model, name)
+
+        @functools.wraps(step)
+        def wrapped(*args: Any, _step: Callable = step, **kwargs: Any) -> Any:
+            return to_fp32(_step(*args, **kwargs))
+        object.__setattr__(model, name, wrapped)
+
+
+__all__ = ['FP32_ONLY_OPS', 'cast_mmcv_ops_to_fp32', 'fp32_predictions', 'to_fp32']

@@ -2,7 +2,7 @@
 import torch
 from mmcv.ops import nms, roi_align
 
-from mae_transfer.engine.mmcv_fp32 import cast_mmcv_ops_to_fp32
+from mae_transfer.engine.autocast_boundaries import cast_mmcv_ops_to_fp32
 
 
 def test_nms_and_roi_align_run_under_cpu_autocast_as_in_fp32():
