@@ -41,6 +41,26 @@ def load_rgb(path: Path) -> Image.Image:
         return image.convert('RGB')
 
 
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError)  # what decoding a damaged or non-image file raises
+
+
+def first_readable(paths: Sequence[Union[str, Path]], count: int) -> List[Path]:
+    """The first `count` of `paths` that decode as images, in order; each skipped file is logged with the reason.
+    For long runs that need a few sample images (reconstruction pictures) from a user's folder, whose order the
+    user does not choose."""
+    readable: List[Path] = []
+    for path in map(Path, paths):
+        if len(readable) == count:
+            break
+        try:
+            load_rgb(path)
+        except UNREADABLE as error:
+            print_log(f'skipping unreadable image {path}: {error}', logger='current', level=logging.WARNING)
+            continue
+        readable.append(path)
+    return readable
+
+
 def load_images(paths: Sequence[Union[str, Path]], img_size: Union[int, Tuple[int, int]],
                 mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
                 std: Sequence[float] = IMAGENET_DEFAULT_STD) -> torch.Tensor:
@@ -99,7 +119,7 @@ class UnlabeledImageFolder(Dataset):
                 continue
             try:
                 image = load_rgb(self.paths[candidate])
-            except (OSError, UnidentifiedImageError, ValueError) as error:
+            except UNREADABLE as error:
                 self.unreadable.add(candidate)  # per worker process: each logs a bad file at most once
                 print_log(f'skipping unreadable image {self.paths[candidate]}: {error}', logger='current',
                           level=logging.WARNING)

@@ -40,12 +40,13 @@ class ReconstructionHook(Hook):
         self.noise: Optional[torch.Tensor] = None
 
     def before_train(self, runner) -> None:
-        from ..datasets.image_folder import load_images
+        from ..datasets.image_folder import first_readable, load_images
         pretrainer = unwrap_model(runner.model)
         dataset = runner.train_dataloader.dataset
-        paths = list(getattr(dataset, 'paths', []))[:self.num_images]
+        # the first readable images: a user's folder may start with a damaged file, which the dataset skips too
+        paths = first_readable(getattr(dataset, 'paths', []), self.num_images)
         if not paths:
-            runner.logger.warning('ReconstructionHook: the training set lists no image paths; no pictures')
+            runner.logger.warning('ReconstructionHook: the training set lists no readable image; no pictures')
             return
         self.images = load_images(paths, pretrainer.mae.patch_embed.img_size, pretrainer.pixel_mean,
                                   pretrainer.pixel_std)
