@@ -11,9 +11,11 @@ from .optim_wrappers import AutocastOptimWrapper
 from .reconstruction_hook import ReconstructionHook
 from .rng_state_hook import RNGStateHook, seed_worker
 from .run_safety import add_run_safety
+from .safe_checkpoint_hook import CheckpointSaveError, SafeCheckpointHook
 from .sharding import STRATEGY_CHOICES, DeviceFSDP, ShapeAwareFSDPStrategy, full_parameters, use_sharded_strategy
 
 __all__ = [
+    'CheckpointSaveError', 'SafeCheckpointHook',
     'CompileHook', 'compile_target',
     'DeviceFSDP', 'STRATEGY_CHOICES', 'ShapeAwareFSDPStrategy', 'full_parameters', 'use_sharded_strategy',
     'LARS', 'Lars',

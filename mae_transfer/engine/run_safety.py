@@ -11,12 +11,17 @@ def add_run_safety(cfg: Config) -> None:
     - `mae_transfer.NonFiniteLossHook`: stop at the first NaN/inf loss, before it can be checkpointed.
     - `train_dataloader.worker_init_fn = mae_transfer.seed_worker`: fresh augmentations every epoch and
       reproducible ones after a resume (mmengine's default repeats them each epoch).
-    A config that already names one of these (or its own worker_init_fn) keeps its choice.
+    - `mae_transfer.SafeCheckpointHook` in place of mmengine's CheckpointHook: a failed save (full disk) keeps the
+      previous checkpoint and stops training with a message that names the path and the free space.
+    A config that already names one of these (or its own worker_init_fn or checkpoint hook) keeps its choice.
     """
     hooks = list(cfg.get('custom_hooks') or [])
     named = {str(hook.get('type', '')).split('.')[-1] for hook in hooks}
     hooks += [dict(type=f'mae_transfer.{name}') for name in SAFETY_HOOKS if name not in named]
     cfg.custom_hooks = hooks
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint and str(checkpoint.get('type', '')) in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        checkpoint.type = 'mae_transfer.SafeCheckpointHook'
     loader = cfg.get('train_dataloader')
     if loader is not None and 'worker_init_fn' not in loader:
         loader.worker_init_fn = dict(type='mae_transfer.seed_worker')
