@@ -178,18 +178,18 @@ def annotate(model: nn.Module, inputs: Sequence[PathLike], out_dir: PathLike, js
     images = [Path(p) for p in inputs if not Path(p).is_dir() and not is_video(p)]
     for source in map(Path, inputs):
         if source.is_dir():
-            with _json_lines(out / f'{source.name}.jsonl', json_lines) as records:
+            with _OptionalJsonLines(out / f'{source.name}.jsonl', json_lines) as records:
                 # a folder is a long run: an unreadable file is logged and skipped
                 written += _images(annotator, list_images(source), out / source.name, records, skip_unreadable=True)
         elif is_video(source):
             written.append(_video(annotator, source, out, json_lines))
     if images:
-        with _json_lines(out / 'images.jsonl', json_lines) as records:
+        with _OptionalJsonLines(out / 'images.jsonl', json_lines) as records:
             written += _images(annotator, images, out, records, skip_unreadable=False)
     return written
 
 
-class _json_lines:
+class _OptionalJsonLines:
     """A JsonLinesWriter when asked for, else a context that yields None."""
 
     def __init__(self, path: Path, enabled: bool):

@@ -632,112 +632,6 @@ def install_stand_ins(names: Sequence[str] = STAND_INS) -> List[str]:
     return missing
 
 
-def build_model_for(config: str, device: str):
-    """(Config, model with random weights in training mode on `device`), like `build_random_model`, which
-    assumes a `model.backbone` the pretraining config does not have."""
-    import torch
-
-    from mae_transfer.utils.configs import build_model, load_config
-
-    cfg = load_config(config)
-    if 'backbone' in cfg.model:
-        cfg.model.backbone.init_cfg = None
-    cfg.model.pop('init_cfg', None)
-    torch.manual_seed(0)
-    return cfg, build_model(cfg).to(device).train()
-
-
-def loss_function(task: str, cfg, model, batch: int, device: str) -> Callable:
-    """One forward pass on a fixed synthetic batch returning the scalar loss: the benchmarks' shared
-    `synthetic_training_loss` where this checkout has it, else `_own_loss_function` (the same inputs). Detection
-    runs under the mmdet scope, as the Runner would."""
-    try:
-        from mae_transfer.utils.benchmarking import synthetic_training_loss
-    except ImportError:
-        compute = _own_loss_function(task, cfg, model, batch, device)
-    else:
-        compute = synthetic_training_loss(cfg, model, batch, device)
-    if task != 'det':
-        return compute
-    from mmengine.registry import DefaultScope
-
-    def det_loss():
-        with DefaultScope.overwrite_default_scope('mmdet'):
-            return compute()
-    return det_loss
-
-
-def _synthetic_instances(height: int, width: int, num: int = 3, seed: int = 0):
-    """`num` rectangular ground-truth instances (boxes, labels, bitmap masks), as the det benchmark makes them."""
-    import torch
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
-
-    generator = torch.Generator().manual_seed(seed)
-    boxes, masks = [], torch.zeros(num, height, width, dtype=torch.uint8)
-    for index in range(num):
-        w, h = (torch.rand(2, generator=generator) * 0.4 + 0.1) * torch.tensor([width, height])
-        x, y = torch.rand(2, generator=generator) * torch.tensor([width - w, height - h])
-        x0, y0, x1, y1 = int(x), int(y), int(x + w), int(y + h)
-        boxes.append([x0, y0, x1, y1])
-        masks[index, y0:y1, x0:x1] = 1
-    return InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32), labels=torch.arange(num) % 3,
-                        masks=BitmapMasks(masks.numpy(), height, width))
-
-
-def _own_loss_function(task: str, cfg, model, batch: int, device: str) -> Callable:
-    """The benchmark modules' synthetic inputs (mae_transfer/tools/benchmark/), for a checkout without the shared
-    `synthetic_training_loss`."""
-    import torch
-
-    if task == 'pretrain':
-        size = cfg.model.get('img_size', 224)
-        images = torch.randn(batch, 3, size, size, device=device)
-        return lambda: model(images, mode='loss')['loss']
-    if task == 'det':
-        from mmdet.structures import DetDataSample
-
-        height, width = cfg.image_size
-        images = torch.randn(batch, 3, height, width, device=device)
-        samples = []
-        for index in range(batch):
-            sample = DetDataSample(metainfo=dict(img_shape=(height, width), pad_shape=(height, width),
-                                                 ori_shape=(height, width), batch_input_shape=(height, width),
-                                                 scale_factor=(1.0, 1.0)))
-            sample.gt_instances = _synthetic_instances(height, width, seed=index).to(device)
-            samples.append(sample)
-        return lambda: model.parse_losses(model.loss(images, samples))[0]
-    if task == 'seg':
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
-
-        height, width = cfg.model.data_preprocessor['size']
-        images = torch.randn(batch, 3, height, width, device=device)
-        samples = []
-        for _ in range(batch):
-            sample = SegDataSample(metainfo=dict(img_shape=(height, width), pad_shape=(height, width),
-                                                 ori_shape=(height, width)))
-            sample.gt_sem_seg = PixelData(data=torch.randint(0, cfg.model.decode_head.num_classes, (1, height, width),
-                                                             device=device))
-            samples.append(sample)
-        return lambda: sum(value for key, value in model.loss(images, samples).items() if 'loss' in key)
-    if task == 'pose':
-        width, height = cfg.codec['input_size']
-        heat_w, heat_h = cfg.codec['heatmap_size']
-        keypoints = cfg.model.head.out_channels
-        images = torch.randn(batch, 3, height, width, device=device)
-        target = torch.rand(batch, keypoints, heat_h, heat_w, device=device)
-        weights = torch.ones(batch, keypoints, device=device)
-        return lambda: model.loss_module(model(images, mode='tensor'), target, weights)
-    if task == 'cls':
-        size = cfg.model.backbone.get('img_size', 224)
-        height, width = (size, size) if isinstance(size, int) else size
-        images = torch.randn(batch, 3, height, width, device=device)
-        labels = torch.arange(batch, device=device) % cfg.model.num_classes
-        return lambda: model(images, labels, mode='loss')['loss']
-    raise ValueError(f'no synthetic inputs for task {task!r}')
-
-
 def autocast_dtype(task: str, device: str) -> Optional[str]:
     """The mixed precision of a task's run: bf16, except detection, whose mmcv 2.1.0 kernels (nms reads float
     pointers, roi_align dispatches float and half) reject bf16: fp16 with loss scaling on a GPU, as
@@ -764,14 +658,15 @@ def measure_config(config: str, iters: int, device: str) -> dict:
     pretraining the model FLOPs of one step."""
     import torch
 
-    from mae_transfer.utils.benchmarking import median, peak_memory_mib, time_training_steps
+    from mae_transfer.utils.benchmarking import (build_random_model, median, peak_memory_mib,
+                                                 synthetic_training_loss, time_training_steps)
     from mae_transfer.utils.configs import config_name, config_task
 
     stand_ins = install_stand_ins()
-    cfg, model = build_model_for(config, device)
+    cfg, model = build_random_model(config, device)
     task = config_task(cfg)
     batch = cfg.get('train_dataloader', {}).get('batch_size', 2)  # the recipe's per-GPU batch (smoke configs: 2)
-    compute = loss_function(task, cfg, model, batch, device)
+    compute = synthetic_training_loss(cfg, model, batch, device)
     dtype_name = autocast_dtype(task, device)
     dtype = getattr(torch, dtype_name) if dtype_name else None
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

@@ -45,22 +45,17 @@ def measure_step(config: str, batch: int, with_cp: bool, device: str, options: D
     from mmengine.registry import DefaultScope
 
     from mae_transfer.tools.train import amp_on_cpu
-    from mae_transfer.utils.benchmarking import synthetic_training_loss
-    from mae_transfer.utils.configs import build_model
+    from mae_transfer.utils.benchmarking import build_random_model, synthetic_training_loss
 
     cfg = load_config_or_exit(config)
     cfg.merge_from_dict(options)
     task = config_task(cfg)
     cfg.merge_from_dict({cp_key(task): with_cp})
-    if 'backbone' in cfg.model:
-        cfg.model.backbone.init_cfg = None  # random weights: the memory does not depend on them
-    cfg.model.pop('init_cfg', None)
     if device == 'cpu':
         amp_on_cpu(cfg)
-    torch.manual_seed(0)
     baseline = 0.0 if device.startswith('cuda') else _rss_mib()  # the interpreter and the libraries
+    _, model = build_random_model(cfg, device)  # random weights: the memory does not depend on them
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = build_model(cfg).to(device).train()
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         compute_loss = synthetic_training_loss(cfg, model, batch, device)
         if device.startswith('cuda'):

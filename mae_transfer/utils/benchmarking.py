@@ -48,16 +48,19 @@ def median(values: Sequence[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
-def build_random_model(config: str, device: str = 'cpu') -> Tuple[Config, torch.nn.Module]:
-    """A config's model with random backbone weights (the cost does not depend on them and no checkpoint is
-    needed), seeded, in training mode on `device`; returns (the Config, the model).
+def build_random_model(config: Union[str, Config], device: str = 'cpu') -> Tuple[Config, torch.nn.Module]:
+    """A config's model with random weights (the cost does not depend on them and no checkpoint is needed),
+    seeded, in training mode on `device`; returns (the Config, the model).
 
-    `config` is a file or a shipped config's name relative to configs/.
+    `config` is a file, a shipped config's name relative to configs/, or a Config (changed in place: its
+    pretrained init is dropped).
     """
     from mae_transfer.utils.configs import build_model, load_config
 
-    cfg = load_config(config)
-    cfg.model.backbone.init_cfg = None
+    cfg = config if isinstance(config, Config) else load_config(config)
+    if 'backbone' in cfg.model:
+        cfg.model.backbone.init_cfg = None
+    cfg.model.pop('init_cfg', None)  # the MAE pretrainer has no backbone: its own init_cfg
     torch.manual_seed(0)
     return cfg, build_model(cfg).to(device).train()
 
@@ -419,7 +422,12 @@ def synthetic_training_loss(cfg: Config, model: torch.nn.Module, batch: int,
                                                  scale_factor=(1.0, 1.0)))
             sample.gt_instances = synthetic_instances(height, width, seed=index).to(device)
             samples.append(sample)
-        return lambda: model.parse_losses(model.loss(inputs, samples))[0]
+
+        def detection_loss() -> torch.Tensor:
+            from mmengine.registry import DefaultScope
+            with DefaultScope.overwrite_default_scope('mmdet'):  # mmdet's heads build their parts by scope
+                return model.parse_losses(model.loss(inputs, samples))[0]
+        return detection_loss
     if task == 'seg':
         from mmengine.structures import PixelData
         from mmseg.structures import SegDataSample

@@ -50,14 +50,11 @@ def full_step(config: str = FULL_CONFIG, batch: int = 1, amp: bool = False, step
 
     Run it in a fresh process (`main` does) so that the peak RSS is this measurement's.
     """
-    from mmengine.registry import DefaultScope
-
     device = default_device()
     cfg, model = build_random_model(config, device)
     height, width = cfg.image_size
     compute_loss = synthetic_training_loss(cfg, model, batch, device)  # 3 instances per image, as preprocessed
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        cost = time_training_steps(model, compute_loss, steps, amp, device)
+    cost = time_training_steps(model, compute_loss, steps, amp, device)
     return dict(cost, config=config_name(config), batch=batch, size=(height, width), amp=amp, device=device,
                 threads=torch.get_num_threads(), **parameter_counts(model))
 
