@@ -13,6 +13,8 @@ these, so an installed wheel runs the same commands as a source checkout:
 `python -m mae_transfer.tools.COMMAND` runs one too (tools/dist_train.sh does, under torchrun).
 """
 import itertools
+import os.path as osp
+import time
 
 from mmengine.config import Config
 
@@ -31,12 +33,20 @@ def load_config_or_exit(name: str) -> Config:
 _RUNS = itertools.count()
 
 
-def use_own_visualizer(cfg: Config, label: str = 'run') -> None:
-    """Give this run a visualizer of its own.
+def use_own_instances(cfg: Config, label: str = 'run') -> None:
+    """Give this run a visualizer, a logger and a message hub of its own.
 
-    mmdet / mmseg configs name their visualizer 'visualizer', and mmengine hands a later run in the same process
-    (a notebook, the demo, a test) the first run's instance: its scalars and pictures would land in the first
-    run's folder. A name unique in the process avoids that.
+    mmengine hands a later run in the same process (a notebook, the demo, a test) the instances of an earlier
+    one with the same name. mmdet / mmseg configs name their visualizer 'visualizer', so the later run's
+    scalars and pictures would land in the first run's folder. The Runner names its logger and message hub
+    `<config>_<timestamp>`, so two runs of one config started within the same second share them: the later
+    run logs into the earlier run's log file, and its first logged losses are averaged with the earlier
+    run's. Names unique in the process avoid both. The first run of a process keeps mmengine's experiment
+    name.
     """
+    run = next(_RUNS)
     if cfg.get('visualizer'):
-        cfg.visualizer.name = f'visualizer_{label}_{next(_RUNS)}'
+        cfg.visualizer.name = f'visualizer_{label}_{run}'
+    if run and not cfg.get('experiment_name'):
+        stem = osp.splitext(osp.basename(cfg.filename or 'config'))[0]
+        cfg.experiment_name = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{label}_{run}'

@@ -27,7 +27,7 @@ from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import prepare_cpu_distributed, unwrap_model
-from mae_transfer.tools import load_config_or_exit, use_own_visualizer
+from mae_transfer.tools import load_config_or_exit, use_own_instances
 from mae_transfer.utils.report import numeric_metrics
 
 
@@ -60,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not osp.isfile(path):
             raise SystemExit(f'file not found: {path}')
     cfg = load_config_or_exit(args.config)
-    use_own_visualizer(cfg, 'test')
+    use_own_instances(cfg, 'test')
     cfg.merge_from_dict(args.cfg_options)
     if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
         raise SystemExit(f'{args.config} defines no test_dataloader / test_evaluator: nothing to evaluate')

@@ -25,7 +25,7 @@ import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_cpu_distributed,
                                  STRATEGY_CHOICES, scale_lr_to_effective_batch,
                                  use_sharded_strategy)
-from mae_transfer.tools import load_config_or_exit, use_own_visualizer
+from mae_transfer.tools import load_config_or_exit, use_own_instances
 from mae_transfer.utils.configs import set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
 from mae_transfer.utils.schedule import set_schedule_length
@@ -102,7 +102,7 @@ def world_size_from_env(launcher: str) -> int:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = load_config_or_exit(args.config)
-    use_own_visualizer(cfg, 'train')
+    use_own_instances(cfg, 'train')
     cfg.merge_from_dict(args.cfg_options)
     if args.epochs is not None or args.iters is not None:
         try:

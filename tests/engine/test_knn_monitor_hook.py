@@ -15,7 +15,7 @@ from mae_transfer.engine import KNNMonitorHook, knn_accuracy
 from mae_transfer.engine import knn_monitor_hook
 from mae_transfer.models.mae_pretrainer import MAEPretrainer
 from mae_transfer.registry import HOOKS
-from mae_transfer.tools import use_own_visualizer
+from mae_transfer.tools import use_own_instances
 from mae_transfer.utils.configs import CONFIG_ROOT
 from mae_transfer.utils.report import read_scalars
 
@@ -114,7 +114,7 @@ def test_cadence_on_a_tiny_pretraining_run(labeled_root, tmp_path):
         'auto_scale_lr.base_batch_size': 3, 'default_hooks.logger.interval': 1, 'default_hooks.checkpoint': None,
         'custom_hooks': [dict(type='KNNMonitorHook', data_root=str(labeled_root), interval=2, batch_size=8)],
     })
-    use_own_visualizer(cfg, 'knn_test')
+    use_own_instances(cfg, 'knn_test')
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 5  # 15 images / batch 3

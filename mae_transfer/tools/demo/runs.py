@@ -16,7 +16,7 @@ from mae_transfer.apis import task_module
 from mae_transfer.checkpoint import find_latest_checkpoint
 from mae_transfer.datasets.synthetic import synthetic_data_options
 from mae_transfer.engine import KNNMonitorHook, add_run_safety
-from mae_transfer.tools import use_own_visualizer
+from mae_transfer.tools import use_own_instances
 from mae_transfer.utils.configs import set_pretrained
 from mae_transfer.utils.report import numeric_metrics, read_scalars, training_curve
 from mae_transfer.utils.schedule import set_schedule_length
@@ -110,7 +110,7 @@ def fine_tune(run: FineTuneRun, checkpoint: Optional[Path], work_dir: Path, scal
     pictures = run.draws_pictures and num_pictures > 0 and bool(task.picture_glob)
     if not pictures:
         cfg.default_hooks.checkpoint = None  # nothing reads the weights afterwards: save no checkpoint
-    use_own_visualizer(cfg, run.name.replace('/', '_'))
+    use_own_instances(cfg, run.name.replace('/', '_'))
     add_run_safety(cfg)
     start = time.time()
     with logged_to(log):
