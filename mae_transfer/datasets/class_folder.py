@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from mmengine.logging import print_log
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ..registry import DATASETS
-from .image_folder import IMAGE_EXTENSIONS, load_rgb
+from ..utils.images import UnreadableImageError, load_rgb, log_skipped
+from .image_folder import IMAGE_EXTENSIONS
 
 # Evaluation transform of the official code: resize to 224 / 0.875 = 256, centre crop 224, bicubic.
 DEFAULT_EVAL_TRANSFORM = dict(input_size=224, is_training=False, interpolation='bicubic', crop_pct=224 / 256)
@@ -126,9 +127,9 @@ class ClassFolderDataset(Dataset):
             path, label = self.samples[candidate]
             try:
                 image = load_rgb(path)
-            except (OSError, UnidentifiedImageError, ValueError) as error:
+            except UnreadableImageError as error:
                 self.unreadable.add(candidate)  # per worker process: each logs a bad file at most once
-                print_log(f'skipping unreadable image {path}: {error}', logger='current', level=logging.WARNING)
+                log_skipped(error)
                 continue
             return dict(inputs=self.transform(image), data_samples=label)  # inputs: [3, H, W] float, normalised
         raise RuntimeError(f'none of the {len(self.samples)} images under {self.data_root} could be read')

@@ -6,18 +6,16 @@ Grayscale, palette and RGBA images are converted to RGB. A file that cannot be d
 replaced by the next readable one, so a long run never dies on one bad JPEG; a folder with no images at all is
 a clear error at construction.
 """
-import logging
 from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
-from PIL import Image, UnidentifiedImageError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import Dataset
 from torchvision.transforms import v2 as T
 
 from ..registry import DATASETS
+from ..utils.images import UnreadableImageError, first_readable, load_rgb, log_skipped  # noqa: F401 (re-exported)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.ppm', '.pgm', '.gif')
 
@@ -34,31 +32,9 @@ def find_images(root: Union[str, Path], extensions: Sequence[str] = IMAGE_EXTENS
     return images
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode fully (so truncated files fail here, not in a transform) and convert to RGB."""
-    with Image.open(path) as image:
-        image.load()
-        return image.convert('RGB')
-
-
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError)  # what decoding a damaged or non-image file raises
-
-
-def first_readable(paths: Sequence[Union[str, Path]], count: int) -> List[Path]:
-    """The first `count` of `paths` that decode as images, in order; each skipped file is logged with the reason.
-    For long runs that need a few sample images (reconstruction pictures) from a user's folder, whose order the
-    user does not choose."""
-    readable: List[Path] = []
-    for path in map(Path, paths):
-        if len(readable) == count:
-            break
-        try:
-            load_rgb(path)
-        except UNREADABLE as error:
-            print_log(f'skipping unreadable image {path}: {error}', logger='current', level=logging.WARNING)
-            continue
-        readable.append(path)
-    return readable
+# What reading a damaged or non-image file raises; every reader goes through ..utils.images, which raises
+# UnreadableImageError (a ValueError) for all of them. Kept for code that caught the decoder's own errors.
+UNREADABLE = (UnreadableImageError, OSError, ValueError)
 
 
 def load_images(paths: Sequence[Union[str, Path]], img_size: Union[int, Tuple[int, int]],
@@ -119,10 +95,9 @@ class UnlabeledImageFolder(Dataset):
                 continue
             try:
                 image = load_rgb(self.paths[candidate])
-            except UNREADABLE as error:
+            except UnreadableImageError as error:
                 self.unreadable.add(candidate)  # per worker process: each logs a bad file at most once
-                print_log(f'skipping unreadable image {self.paths[candidate]}: {error}', logger='current',
-                          level=logging.WARNING)
+                log_skipped(error)
                 continue
             return dict(inputs=self.transform(image))  # inputs: [3, H, W] uint8
         raise RuntimeError(f'none of the {len(self.paths)} images under {self.data_root} could be read')

@@ -79,7 +79,7 @@ def test_corrupt_image_is_logged_once_and_replaced_by_the_next_readable_one(tmp_
     assert item['data_samples'] == dataset.samples[(broken + 1) % len(dataset)][1]  # the next readable image
     dataset[broken]
     assert broken in dataset.unreadable
-    assert len([m for m in log_records if 'skipping unreadable image' in m and 'broken.jpg' in m]) == 1
+    assert len([m for m in log_records if 'skipped unreadable image' in m and 'broken.jpg' in m]) == 1
 
 
 def test_posterize_keeps_zero_bits_valid():

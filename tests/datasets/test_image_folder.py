@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mae_transfer.datasets import UnlabeledImageFolder, find_images, generate_images, image_folder
+from mae_transfer.datasets import UnlabeledImageFolder, find_images, generate_images
 
 
 def test_generated_images_are_deterministic_and_varied(tmp_path):
@@ -35,17 +35,16 @@ def test_grayscale_rgba_and_palette_images_become_rgb_crops(tmp_path):
         assert item.shape == (3, 32, 48) and item.dtype == torch.uint8
 
 
-def test_unreadable_image_is_logged_once_and_skipped(tmp_path, monkeypatch):
+def test_unreadable_image_is_logged_once_and_skipped(tmp_path, log_records):
     Image.new('RGB', (40, 40), (255, 0, 0)).save(tmp_path / 'a_good.png')
     (tmp_path / 'b_corrupt.jpg').write_bytes(b'\xff\xd8\xff\xe0 this is not a jpeg')
     dataset = UnlabeledImageFolder(tmp_path, crop_size=16)
-    warnings = []
-    monkeypatch.setattr(image_folder, 'print_log', lambda message, **kwargs: warnings.append(message))
     for _ in range(3):
         item = dataset[1]['inputs']  # the corrupt file: replaced by the next readable one
         assert item[0].float().mean() > 200  # red: the good image was returned
     assert dataset.unreadable == {1}
-    assert len(warnings) == 1 and 'b_corrupt.jpg' in warnings[0]
+    warnings = [m for m in log_records if 'b_corrupt.jpg' in m]
+    assert len(warnings) == 1 and warnings[0].startswith(f'skipped unreadable image {tmp_path / "b_corrupt.jpg"}: ')
 
 
 def test_truncated_image_is_skipped(tmp_path):

@@ -18,5 +18,5 @@ def test_pretraining_starts_when_the_folder_begins_with_unreadable_files(tmp_pat
                 'train_dataloader.dataset.crop_size=64', 'custom_hooks.0.interval=2', 'custom_hooks.0.num_images=2'])
     assert (work_dir / 'reconstructions' / 'iter_2.png').is_file()  # 8 files / batch 4
     log = '\n'.join(path.read_text() for path in work_dir.rglob('*.log'))
-    assert f'skipping unreadable image {folder / "aaa_empty.jpg"}' in log
-    assert f'skipping unreadable image {folder / "aab_text.png"}' in log
+    assert f'skipped unreadable image {folder / "aaa_empty.jpg"}' in log
+    assert f'skipped unreadable image {folder / "aab_text.png"}' in log
