@@ -63,3 +63,13 @@ def test_seg_full_step_measures_a_training_forward_backward():
     assert result['crop'] == (128, 128) and len(result['step_s']) == 1 and result['step_s'][0] > 0
     assert 1 < result['params_m'] < 10 and result['backbone_params_m'] < result['params_m']
     assert result['peak_mem_mib'] >= result['before_step_mem_mib'] > 0
+
+
+def test_pose_full_step_times_training_and_both_predict_paths():
+    from mae_transfer.tools.benchmark import pose
+    result = pose.full_step(pose.TINY_CONFIG, batch=1, steps=1, forward_batch=2)
+    assert (result['input'], result['train_batch'], result['forward_batch']) == ('128x96', 1, 2)
+    assert result['train_crops_per_s'] > 0 and result['flip_crops_per_s'] > 0 and result['plain_crops_per_s'] > 0
+    from mae_transfer.utils.configs import load_config
+    flip_test = load_config(pose.TINY_CONFIG).model.get('test_cfg', {}).get('flip_test', True)
+    assert result['config_flip_test'] == flip_test and result['peak_mem_gb'] > 0

@@ -2,20 +2,28 @@
 
     python tools/benchmark.py pose tiny                  # synthetic set, untrained AP, train, trained AP, s/iter
     python tools/benchmark.py pose tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
-    python tools/benchmark.py pose full                  # ViT-B 256x192: params, img/s, fwd+bwd time, peak RSS
+    python tools/benchmark.py pose full                  # ViT-B 256x192: training and inference crops/s, memory
+    python tools/benchmark.py pose full --batch 4 --forward-batch 8 --steps 2   # quicker on a CPU
     python tools/benchmark.py pose full --config pose/heatmap_vit-large-p16_8xb64-210e_coco-256x192.py
     python tools/benchmark.py pose all                   # tiny, then full
 
-tiny writes the synthetic keypoint set under data/ (`ensure_synthetic`, if missing). The full-size measurement
-runs in a fresh process, so its peak RSS is the model's own.
+tiny writes the synthetic keypoint set under data/ (`ensure_synthetic`, if missing). full measures, on random
+weights and synthetic crops: training crops/s (forward + backward + the config's optimizer step: layer decay
+AdamW, gradient clipping; `--batch`, default the config's on a GPU, 8 on the CPU) and inference crops/s of the
+predict path (heatmaps, flip test as the config does it, decoding, mapping to image pixels; `--forward-batch`),
+with and without the flip test. It runs in a fresh process, so its peak memory is the model's own.
 """
+import argparse
 import time
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
+from mmengine.structures import BaseDataElement
 
 from mae_transfer.utils.benchmarking import (build_random_model, learning_check, median, parameter_counts,
-                                             run_task_benchmark, time_training_steps)
+                                             peak_memory_mib, run_task_benchmark,
+                                             time_training_steps)
 
 TINY_CONFIG = 'pose/heatmap_vit-tiny-p16_1xb32-300i_synthetic-128x96.py'
 FULL_CONFIG = 'pose/heatmap_vit-base-p16_8xb64-210e_coco-256x192.py'
@@ -40,34 +48,70 @@ def tiny_learning_check(config: str = TINY_CONFIG, data_root: str = 'data/synthe
                 seconds_per_iter=result['s_per_iter'], train_seconds=result['train_s'], iters=result['iters'])
 
 
-def full_step(config: str = FULL_CONFIG, batch: int = 4, amp: bool = False, steps: int = 3,
-              forward_batch: int = 8) -> Dict[str, float]:
-    """Parameters, forward img/s (no flip test), fwd+bwd seconds at `batch` and the peak RSS of a full-size pose
-    model on the CPU. Run it in a fresh process (`main` does) so that the peak RSS is this measurement's."""
-    cfg, model = build_random_model(config)  # on the CPU
+def synthetic_crops(batch: int, height: int, width: int, device: str = 'cpu'):
+    """`batch` random normalised crops [N, 3, H, W] and their data samples (crop centre / scale in image pixels),
+    what the predict path receives from the data preprocessor."""
+    generator = torch.Generator().manual_seed(0)
+    crops = torch.randn(batch, 3, height, width, generator=generator).to(device)
+    samples = [BaseDataElement(metainfo=dict(input_center=np.array([100.0 + i, 120.0], np.float32),
+                                             input_scale=np.array([width * 1.25, height * 1.25], np.float32)))
+               for i in range(batch)]
+    return crops, samples
+
+
+def time_predict(model: torch.nn.Module, crops: torch.Tensor, samples: list, steps: int, device: str,
+                 amp: bool) -> List[float]:
+    """Seconds of each of `steps` calls of the model's predict path (flip test as its test_cfg says, heatmap
+    decoding and mapping back to image pixels included), after one warm-up call."""
+    times = []
+    with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
+        for step in range(steps + 1):
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(crops, samples, mode='predict')  # ends in numpy: the decoding waits for the GPU
+            if step:
+                times.append(time.perf_counter() - start)
+    return times
+
+
+def full_step(config: str = FULL_CONFIG, batch: int = 0, amp: bool = False, steps: int = 3,
+              forward_batch: int = 0) -> Dict[str, float]:
+    """Parameters, training crops/s (forward + backward + the config's optimizer step), inference crops/s of the
+    predict path with and without the flip test, and the peak memory of a full-size pose model.
+
+    batch / forward_batch 0: the config's training / test batch on a GPU, 8 / 16 on the CPU. Run it in a fresh
+    process (`main` does) so that the peak memory is this measurement's.
+    """
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    from mae_transfer.utils.benchmarking import default_device, synthetic_training_loss
+    device = default_device()
+    cfg, model = build_random_model(config, device)
     width, height = cfg.codec['input_size']
-    heat_w, heat_h = cfg.codec['heatmap_size']
+    batch = batch or (cfg.train_dataloader.batch_size if device == 'cuda' else 8)
+    forward_batch = forward_batch or (cfg.val_dataloader.batch_size if device == 'cuda' else 16)
+
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)  # layer decay, AdamW, gradient clipping
+    compute_loss = synthetic_training_loss(cfg, model, batch, device)
+    cost = time_training_steps(model, compute_loss, steps + 1, amp, device, optimizer=optim_wrapper)
+    train_seconds = median(cost['step_s'][1:])  # after a warm-up step
 
     model.eval()
-    x = torch.randn(forward_batch, 3, height, width)
-    with torch.no_grad(), torch.autocast(device_type='cpu', dtype=torch.bfloat16, enabled=amp):
-        model(x, mode='tensor')  # warm-up
-        start = time.perf_counter()
-        for _ in range(steps):
-            model(x, mode='tensor')
-        forward_seconds = (time.perf_counter() - start) / steps
-
-    model.train()
-    x = torch.randn(batch, 3, height, width)
-    target = torch.rand(batch, 17, heat_h, heat_w)
-    weights = torch.ones(batch, 17)
-    cost = time_training_steps(model, lambda: model.loss_module(model(x, mode='tensor'), target, weights),
-                               steps + 1, amp)
-    train_seconds = median(cost['step_s'][1:])  # after a warm-up step
-    return dict(params_m=parameter_counts(model)['params_m'], input=f'{height}x{width}', forward_batch=forward_batch,
-                forward_img_per_s=forward_batch / forward_seconds, train_batch=batch,
-                train_step_seconds=train_seconds, train_img_per_s=batch / train_seconds,
-                peak_rss_gb=cost['peak_mem_mib'] / 1024, threads=torch.get_num_threads(), amp=amp)
+    crops, samples = synthetic_crops(forward_batch, height, width, device)
+    flip_test = model.test_cfg.get('flip_test', True)
+    model.test_cfg['flip_test'] = True
+    flip_seconds = median(time_predict(model, crops, samples, steps, device, amp))
+    model.test_cfg['flip_test'] = False
+    plain_seconds = median(time_predict(model, crops, samples, steps, device, amp))
+    model.test_cfg['flip_test'] = flip_test
+    return dict(params_m=parameter_counts(model)['params_m'], input=f'{height}x{width}', device=device,
+                train_batch=batch, train_step_seconds=train_seconds, train_crops_per_s=batch / train_seconds,
+                forward_batch=forward_batch, flip_crops_per_s=forward_batch / flip_seconds,
+                plain_crops_per_s=forward_batch / plain_seconds, config_flip_test=flip_test,
+                peak_mem_gb=peak_memory_mib(device) / 1024, threads=torch.get_num_threads(), amp=amp)
 
 
 def print_tiny(result: dict) -> None:
@@ -78,17 +122,26 @@ def print_tiny(result: dict) -> None:
 
 def print_full(result: dict) -> None:
     print(f"full model{' (bf16 autocast)' if result['amp'] else ''}: {result['params_m']:.1f} M params at "
-          f"{result['input']}: forward {result['forward_img_per_s']:.2f} img/s (batch {result['forward_batch']}), "
-          f"fwd+bwd {result['train_step_seconds']:.2f} s at batch {result['train_batch']} "
-          f"({result['train_img_per_s']:.2f} img/s), peak RSS {result['peak_rss_gb']:.2f} GB")
+          f"{result['input']}, {result['device']} ({result['threads']} threads)\n"
+          f"  training: {result['train_crops_per_s']:.2f} crops/s (fwd + bwd + optimizer step "
+          f"{result['train_step_seconds']:.2f} s at batch {result['train_batch']})\n"
+          f"  inference (predict, decoding included, batch {result['forward_batch']}): "
+          f"{result['flip_crops_per_s']:.2f} crops/s with flip test, {result['plain_crops_per_s']:.2f} without "
+          f"(the config: flip_test={result['config_flip_test']})\n"
+          f"  peak memory {result['peak_mem_gb']:.2f} GB "
+          f"({'peak allocated' if result['device'] == 'cuda' else 'peak RSS'})")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     from mae_transfer.tools.benchmark import child_command
     run_task_benchmark(
-        child_command('pose'), __doc__, batch=4, steps=3, configs=(TINY_CONFIG, FULL_CONFIG),
+        child_command('pose'), __doc__, batch=0, steps=3, configs=(TINY_CONFIG, FULL_CONFIG),
         tiny_check=tiny_learning_check, full_step=full_step, print_tiny=print_tiny, print_full=print_full,
         argv=argv, modes=('tiny', 'full', 'all'), data_root='data/synthetic_pose',
         work_dir='work_dirs/benchmark_pose_tiny', report_load=True, full_options=('forward_batch',),
-        add_arguments=lambda parser: parser.add_argument('--forward-batch', type=int, default=8,
-                                                         help='full: images per timed forward pass'))
+        add_arguments=add_pose_arguments)
+
+
+def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--forward-batch', type=int, default=0,
+                        help="full: crops per timed predict call (0: the config's test batch on a GPU, 16 on CPU)")
