@@ -17,16 +17,15 @@ module in `mae_transfer.apis` provides `inference`, `render` and `to_json`; this
 writes. Video is offered for det, seg and pose, whose drawings keep the frame's size; pose takes person boxes
 per frame from a detector (`person_detector`), from a box file matched by name, or uses the whole frame.
 """
-import logging
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.logging import print_log
 from torch import nn
 
 from ..utils.configs import config_task
 from .inference import task_module
+from ..utils.images import UnreadableImageError, log_skipped
 from .media import (JsonLinesWriter, MediaError, VideoReader, VideoWriter, is_video, list_images, progress,
                     read_image)
 
@@ -114,10 +113,10 @@ def _images(annotator: FrameAnnotator, paths: Sequence[Path], folder: Path, reco
     for path in progress(paths, len(paths), desc=folder.name or 'images'):
         try:
             image = read_image(path)
-        except MediaError as error:
+        except UnreadableImageError as error:
             if not skip_unreadable:
                 raise
-            print_log(f'skipped {path}: {error}', logger='current', level=logging.WARNING)
+            log_skipped(error)
             continue
         result = annotator.predict(image, str(path))
         target = folder / f'{path.stem}{annotator.picture_suffix}'

@@ -25,6 +25,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..utils.images import UnreadableImageError  # noqa: F401 (raised by read_image; importable from here)
+from ..utils.images import read_image as read_any_image
+
+from ..utils.user_errors import UserError
+
 PathLike = Union[str, Path]
 T = TypeVar('T')
 
@@ -42,7 +47,7 @@ _MP4_VIDEO_CODECS = (b'avc1', b'avc3', b'hvc1', b'hev1', b'mp4v', b'av01', b'vp0
 _MP4_CONTAINERS = (b'moov', b'trak', b'mdia', b'minf', b'stbl')  # the boxes between 'moov' and 'stsd'
 
 
-class MediaError(ValueError):
+class MediaError(ValueError, UserError):
     """A video or image folder the user has to fix (truncated, unsupported codec, empty folder): the message is one
     line naming the file and the fix, fit to show as is, without a traceback."""
 
@@ -79,20 +84,13 @@ def list_images(folder: PathLike) -> List[Path]:
 
 
 def read_image(path: PathLike) -> np.ndarray:
-    """An image file as BGR uint8 [H, W, 3] (OpenCV's decoder, EXIF orientation applied, gray and 16-bit converted).
+    """An image file as BGR uint8 [H, W, 3], OpenCV's convention (the toolkit's one image reader,
+    `mae_transfer.utils.images.read_image`: EXIF orientation applied, gray, 16-bit, palette and alpha converted).
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        MediaError: it exists but does not decode (empty, truncated, not an image).
+        UnreadableImageError: a ValueError naming the file: missing, empty, truncated or not an image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'image not found: {path}')
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise MediaError(f'cannot read image {path}: it is empty, truncated or not an image '
-                         f'({path.stat().st_size} bytes)')
-    return image
+    return read_any_image(path, channel_order='bgr')
 
 
 @dataclass

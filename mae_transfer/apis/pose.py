@@ -15,7 +15,6 @@ import os.path as osp
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -24,6 +23,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 from ..codecs.coco_keypoints import COCO_FLIP_INDICES
+from ..utils.images import read_image
 from ..visualization import draw_pose
 
 ImageLike = Union[str, Path, np.ndarray]
@@ -75,9 +75,7 @@ def inference(model, images: Sequence[ImageLike], boxes: Optional[Sequence[Boxes
     results = []
     for image, image_boxes, scores in zip(images, boxes, box_scores):
         if not isinstance(image, np.ndarray):
-            path, image = image, cv2.imread(str(image), cv2.IMREAD_COLOR)
-            if image is None:
-                raise FileNotFoundError(f'cannot read image {path}')
+            image = read_image(image, channel_order='bgr')  # UnreadableImageError names a bad file
         results.append(_estimate(model, image, image_boxes, scores, batch_size))
     return results
 

@@ -12,7 +12,7 @@ and the grid draws it as one picture); see `mae_transfer.models.reconstruction.r
 import copy
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Collection, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..datasets.image_folder import load_images
+from ..utils.images import UnreadableImageError, log_skipped
 from ..models.reconstruction import reconstruct
 from ..visualization import reconstruction_grid
 
@@ -66,7 +67,8 @@ def inference(model: nn.Module, images: Union[Sequence[Union[str, Path]], torch.
 
 
 def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_dir: str, device: str = 'cpu',
-                 mask_ratio: Optional[float] = None, seed: int = 0, **options: Any) -> List[Path]:
+                 mask_ratio: Optional[float] = None, seed: int = 0, skippable: Collection[str] = (),
+                 **options: Any) -> List[Path]:
     """Write one reconstruction picture per image (`<out_dir>/<stem>.png`, one column of the grid).
 
     Args:
@@ -77,14 +79,23 @@ def infer_images(cfg: Config, checkpoint: str, image_paths: Sequence[str], out_d
         device: 'cpu' or 'cuda[:N]'.
         mask_ratio: fraction of patches removed; the model's training ratio when left out.
         seed: seed of the random mask.
+        skippable: those of `image_paths` that come from a folder listing: one that cannot be read is logged and
+            skipped; any other unreadable file stops with `UnreadableImageError` (it was asked for by name).
         **options: other tasks' options (score_thr, boxes), ignored.
     """
     model = init_model(cfg, checkpoint, device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    skippable = set(map(str, skippable))
     for path in image_paths:
-        result = inference(model, [path], mask_ratio, seed)
+        try:
+            result = inference(model, [path], mask_ratio, seed)
+        except UnreadableImageError as error:
+            if str(path) not in skippable:
+                raise
+            log_skipped(error)
+            continue
         target = out / f'{Path(path).stem}.png'
         reconstruction_grid(result, f'loss {float(result["loss"]):.4f}').save(target)
         written.append(target)

@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..registry import HOOKS
+from ..utils.images import UnreadableImageError, load_rgb, log_skip_count, log_skipped
 from .distributed import unwrap_model
 from .sharding import full_parameters
 
@@ -93,14 +94,20 @@ class _CroppedImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
-        from ..datasets.image_folder import load_rgb
+    def __getitem__(self, index: int) -> Optional[Tuple[torch.Tensor, int]]:
         path, label = self.samples[index]
         try:
             image = load_rgb(path)
-        except Exception as error:  # name the file: the monitor's set is small and should be clean
-            raise RuntimeError(f'KNNMonitorHook: cannot read {path}: {error}') from error
+        except UnreadableImageError as error:  # a long run: log it, leave it out (`_collate_readable` drops None)
+            log_skipped(error)
+            return None
         return self.transform(image), label  # [3, H, W] uint8, int
+
+
+def _collate_readable(batch: List[Optional[Tuple[torch.Tensor, int]]]) -> Optional[Tuple[torch.Tensor, ...]]:
+    """default_collate of the samples that were read; None for a batch of unreadable files only."""
+    readable = [item for item in batch if item is not None]
+    return default_collate(readable) if readable else None
 
 
 def _encoder(model: nn.Module) -> nn.Module:
@@ -239,11 +246,19 @@ class KNNMonitorHook(Hook):
         except FileNotFoundError as error:
             raise FileNotFoundError(f'KNNMonitorHook: {error}') from error
         loader = DataLoader(_CroppedImages(listing.samples, size), batch_size=self.batch_size,
-                            num_workers=self.num_workers, shuffle=False)
+                            num_workers=self.num_workers, shuffle=False, collate_fn=_collate_readable)
         images, labels = [], []
-        for batch_images, batch_labels in loader:  # batch_images: [B, 3, H, W] uint8, batch_labels: [B]
+        for batch in loader:
+            if batch is None:
+                continue
+            batch_images, batch_labels = batch  # batch_images: [B, 3, H, W] uint8, batch_labels: [B]
             images.append(batch_images)
             labels.append(batch_labels)
+        read = sum(len(batch_labels) for batch_labels in labels)
+        log_skip_count(len(listing.samples) - read, len(listing.samples), f'KNNMonitorHook, {self.data_root / split}')
+        if not read:
+            raise FileNotFoundError(f'KNNMonitorHook: none of the {len(listing.samples)} images under '
+                                    f'{self.data_root / split} could be read (each is named in the log above)')
         return torch.cat(images), torch.cat(labels), listing.classes  # [N, 3, H, W], [N]
 
     def _load(self, model: nn.Module) -> None:

@@ -34,7 +34,7 @@ from mmengine.config import DictAction
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.tools import load_config_or_exit
-from mae_transfer.utils.configs import config_task
+from mae_transfer.utils.configs import CFG_OPTIONS_RULE, config_task, merge_cfg_options
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -60,7 +60,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--det-class', default='person', help='pose: the detector class taken as persons')
     parser.add_argument('--bbox-thr', type=float, default=0.3, help='pose: detector boxes scoring below are ignored')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config entries')
+                        help=f'override config entries; {CFG_OPTIONS_RULE}')
     args = parser.parse_args(argv)
     if (args.backend == 'onnxruntime') != (args.onnx is not None):
         parser.error('--backend onnxruntime and --onnx FILE go together')
@@ -98,17 +98,21 @@ def main(argv: Optional[List[str]] = None) -> None:
     if missing:
         raise SystemExit(f'not found: {", ".join(missing)}')
     cfg = load_config_or_exit(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     from mae_transfer.apis import init_model
     from mae_transfer.apis.annotate import annotate
     from mae_transfer.apis.media import MediaError
+    from mae_transfer.utils.images import UnreadableImageError
 
     try:
         if config_task(cfg) == 'pretrain':
             if args.backend != 'pytorch':
                 raise SystemExit('the pretraining export holds the MAE encoder; reconstructions run with PyTorch')
             from mae_transfer.apis.reconstruct import infer_images
-            written = infer_images(cfg, args.checkpoint, _image_files(args.inputs), args.out_dir, device=args.device)
+            from mae_transfer.apis.media import list_images
+            in_folders = [str(path) for source in args.inputs if osp.isdir(source) for path in list_images(source)]
+            written = infer_images(cfg, args.checkpoint, _image_files(args.inputs), args.out_dir, device=args.device,
+                                   skippable=in_folders)
         else:
             model = init_model(cfg, args.checkpoint, device=args.device)
             runtime = None
@@ -124,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             written = annotate(model, args.inputs, args.out_dir, json_lines=args.json_lines, **options)
             if runtime is not None:
                 print(f'onnxruntime ran {Path(args.onnx).name} {runtime.calls} times')
-    except MediaError as error:
+    except (MediaError, UnreadableImageError) as error:  # one line naming the file, no traceback
         raise SystemExit(str(error)) from error
     for path in written:
         print(path)

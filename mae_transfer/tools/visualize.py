@@ -16,6 +16,7 @@ import torch
 import mae_transfer  # noqa: F401
 from mae_transfer.checkpoint import load_weights
 from mae_transfer.datasets.image_folder import load_images
+from mae_transfer.utils.images import UnreadableImageError
 from mae_transfer.models.reconstruction import reconstruct
 from mae_transfer.tools import load_config_or_exit
 from mae_transfer.utils.configs import build_model
@@ -38,8 +39,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     if result.encoder_only:
         print('warning: the checkpoint has no decoder; the reconstruction row shows an untrained decoder')
 
-    images = load_images(args.images, pretrainer.mae.patch_embed.img_size, pretrainer.pixel_mean,
-                         pretrainer.pixel_std)
+    try:
+        images = load_images(args.images, pretrainer.mae.patch_embed.img_size, pretrainer.pixel_mean,
+                             pretrainer.pixel_std)
+    except UnreadableImageError as error:  # a file named on the command line: one line naming it, no traceback
+        raise SystemExit(str(error)) from error
     noise = torch.rand(len(images), pretrainer.mae.num_patches, generator=torch.Generator().manual_seed(args.seed))
     output = reconstruct(pretrainer.mae, images, args.mask_ratio, noise, pretrainer.pixel_mean, pretrainer.pixel_std)
     title = f'{Path(args.checkpoint).name}, mask {args.mask_ratio:.2f}, loss {float(output["loss"]):.4f}'

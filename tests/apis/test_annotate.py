@@ -12,6 +12,7 @@ import torch
 from mae_transfer.apis import init_model, task_module
 from mae_transfer.apis.annotate import annotate
 from mae_transfer.apis.media import JsonLinesWriter, MediaError, VideoReader, VideoWriter
+from mae_transfer.utils.images import UnreadableImageError
 from mae_transfer.tools.infer import main as infer_main
 from mae_transfer.utils.configs import CONFIG_ROOT
 
@@ -105,7 +106,7 @@ def test_truncated_video_keeps_the_frames_decoded_and_says_how_many(tmp_path):
         assert 0 < sum(1 for _ in video) < 12  # what was decoded is annotated and kept
 
 
-def test_folder_skips_an_unreadable_image_and_a_named_one_stops(tmp_path):
+def test_folder_skips_an_unreadable_image_and_a_named_one_stops(tmp_path, log_records):
     folder = tmp_path / 'frames'
     folder.mkdir()
     for index, frame in enumerate(_frames()):
@@ -117,7 +118,8 @@ def test_folder_skips_an_unreadable_image_and_a_named_one_stops(tmp_path):
     assert [p.name for p in written] == ['frame_000.png', 'frame_001.png', 'frame_002.png']
     lines = (tmp_path / 'out' / 'frames.jsonl').read_text().splitlines()
     assert [json.loads(line)['file'] for line in lines] == ['frame_000.png', 'frame_001.png', 'frame_002.png']
-    with pytest.raises(MediaError, match='cannot read image .*frame_001b.jpg'):
+    assert f'skipped unreadable image {folder / "frame_001b.jpg"}: the file is empty (0 bytes)' in log_records
+    with pytest.raises(UnreadableImageError, match='^cannot read image .*frame_001b.jpg: the file is empty'):
         annotate(model, [folder / 'frame_001b.jpg'], tmp_path / 'named')
 
 
