@@ -21,10 +21,16 @@
 config named by its path relative to configs/ (`det/mask-rcnn_...py`), so the commands work the same from a
 source checkout and from an installed wheel. Each command is a module of `mae_transfer.tools` with a
 `main(argv)`; the checkout's `tools/*.py` scripts call the same functions.
+
+A fault of yours (a missing file, a misspelt config key or type, an unreadable image) ends the command with one
+line, `mae-transfer COMMAND: error: ...`, and exit status 2; a bug prints its traceback (status 1). `--debug` on
+any command line, or MAE_TRANSFER_DEBUG=1, prints the traceback of a fault of yours too (docs/errors.md).
 """
 import importlib
 import sys
 from typing import Dict, List, Optional, Tuple
+
+from mae_transfer.utils.user_errors import DEBUG_FLAG, run_command
 
 # command -> (module of mae_transfer.tools, one line for the command list)
 COMMANDS: Dict[str, Tuple[str, str]] = {
@@ -76,7 +82,16 @@ def command_module(command: str):
 
 
 def main(argv: Optional[List[str]] = None) -> Optional[int]:
-    argv = sys.argv[1:] if argv is None else argv
+    """The console script (no argv): exits, with status 2 and one line for a fault of the user's. With argv (a
+    test, a notebook): runs the command and lets its errors (SystemExit('message'), ...) through."""
+    if argv is None:
+        command = next((arg for arg in sys.argv[1:] if arg != DEBUG_FLAG), '')
+        run_command(dispatch, f'mae-transfer {command}' if command in COMMANDS else 'mae-transfer')
+    return dispatch(argv)
+
+
+def dispatch(argv: List[str]) -> Optional[int]:
+    """Run `mae-transfer COMMAND ...` (argv without the program name) in this process."""
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(usage())
         return None

@@ -3,9 +3,8 @@
 
 The logic and the options live in mae_transfer/tools/download.py (also `mae-transfer download`); `--help` lists them.
 """
-import sys
-
 from mae_transfer.tools.download import main
+from mae_transfer.utils.user_errors import run_command
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_command(main, 'mae-transfer download')

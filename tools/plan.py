@@ -4,6 +4,7 @@
 The logic and the options live in mae_transfer/tools/plan.py (also `mae-transfer plan`); `--help` lists them.
 """
 from mae_transfer.tools.plan import main
+from mae_transfer.utils.user_errors import run_command
 
 if __name__ == '__main__':
-    main()
+    run_command(main, 'mae-transfer plan')

@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 import torch
 
 from ..models.layers.beit_attention import grid_of_table
+from ..utils.user_errors import UserError
 
 # format name -> key scheme it is renamed from (formats of one scheme differ only in how they are wrapped)
 CHECKPOINT_FORMATS = ('official_mae', 'mae_transfer', 'timm', 'mmpretrain', 'huggingface')
@@ -76,7 +77,7 @@ HEAD_NAMES = ('head', 'fc_norm', 'classifier', 'pooler', 'pre_logits', 'attn_poo
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
-class UnknownCheckpointFormatError(ValueError):
+class UnknownCheckpointFormatError(ValueError, UserError):
     """The file is not a ViT checkpoint in any scheme we know, or it holds weights we cannot place."""
 
 

@@ -24,6 +24,7 @@ import mae_transfer  # noqa: F401  (checkpoint allowlist)
 from mae_transfer.checkpoint import (CHECKPOINT_FORMATS, UnknownCheckpointFormatError, UnsafeCheckpointError,
                                      classifier_to_timm, dropped_kind, load_pretrained_encoder, safe_torch_load,
                                      save_encoder_checkpoint, save_timm_classifier)
+from mae_transfer.utils.user_errors import USER_ERROR_STATUS
 
 OUTPUT_SUFFIXES = ('.pth', '.pt', '.safetensors')
 
@@ -66,7 +67,7 @@ def write_timm_classifier(src: Path, dst: Path) -> int:
         state_dict, kwargs = classifier_to_timm(safe_torch_load(str(src), map_location='cpu'))
     except (ValueError, UnsafeCheckpointError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
-        return 1
+        return USER_ERROR_STATUS  # the file is not what --to-timm reads
     save_timm_classifier(state_dict, kwargs, dst)
     count = sum(t.numel() for t in state_dict.values())
     print(f'{src}: ViTClassifier, {len(state_dict)} tensors, {count:,} parameters')
@@ -90,17 +91,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     src, dst = Path(args.src), Path(args.dst)
     if dst.suffix not in OUTPUT_SUFFIXES:
         print(f'error: {dst} must end in one of {", ".join(OUTPUT_SUFFIXES)}', file=sys.stderr)
-        return 2
+        return USER_ERROR_STATUS
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         print(f'error: {dst} is the source file; write the converted checkpoint elsewhere', file=sys.stderr)
-        return 2
+        return USER_ERROR_STATUS
     if args.to_timm:
         return write_timm_classifier(src, dst)
     try:
         state_dict, meta = load_pretrained_encoder(src, format=args.format, prefer_safetensors=False)
     except (UnknownCheckpointFormatError, UnsafeCheckpointError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
-        return 1
+        return USER_ERROR_STATUS  # a file to fix or to name with --format
 
     print(f'{src}: {meta.summary()}')
     print(f'  {len(state_dict)} encoder tensors, {sum(t.numel() for t in state_dict.values()):,} parameters, '
@@ -115,4 +116,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer convert')

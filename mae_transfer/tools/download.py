@@ -60,4 +60,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer download')

@@ -19,13 +19,13 @@ then run the file inside our own inference and evaluation.
 """
 import argparse
 import os.path as osp
-import sys
 from typing import List, Optional
 
 from mmengine.config import DictAction
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.tools import load_config_or_exit
+from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -46,7 +46,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL, help='relative tolerance of the check')
     parser.add_argument('--atol', type=float, default=DEFAULT_ATOL, help='absolute tolerance of the check')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]' (where PyTorch runs the check)")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={}, help='override config entries')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help=f'override config entries; {CFG_OPTIONS_RULE}')
     return parser.parse_args(argv)
 
 
@@ -55,7 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config_or_exit(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     from mae_transfer.apis import init_model
     from mae_transfer.export import export_onnx
 
@@ -71,4 +72,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer export')

@@ -24,7 +24,7 @@ from mmengine.config import DictAction
 
 import mae_transfer  # noqa: F401  (registries)
 from mae_transfer.tools import load_config_or_exit
-from mae_transfer.utils.configs import config_task, resolve_config
+from mae_transfer.utils.configs import CFG_OPTIONS_RULE, config_task, merge_cfg_options, resolve_config
 from mae_transfer.utils.memory_plan import MemoryFit, Recipe, describe, make_plan, parse_memory
 
 
@@ -48,7 +48,7 @@ def measure_step(config: str, batch: int, with_cp: bool, device: str, options: D
     from mae_transfer.utils.benchmarking import build_random_model, synthetic_training_loss
 
     cfg = load_config_or_exit(config)
-    cfg.merge_from_dict(options)
+    merge_cfg_options(cfg, options)
     task = config_task(cfg)
     cfg.merge_from_dict({cp_key(task): with_cp})
     if device == 'cpu':
@@ -118,7 +118,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--apply', nargs='?', const='', default=None, metavar='FILE',
                         help='write the plan as a derived config (default work_dirs/plans/<config>_<N>x<mem>.py)')
     parser.add_argument('--device', default=None, help="where to measure: 'cuda' when a GPU is visible, else 'cpu'")
-    parser.add_argument('--cfg-options', nargs='+', default=[], help='override config entries before measuring')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help=f'override config entries before measuring; {CFG_OPTIONS_RULE}')
     parser.add_argument('--single', action='store_true', help=argparse.SUPPRESS)  # the fresh child process
     parser.add_argument('--batch', type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument('--with-cp', action='store_true', help=argparse.SUPPRESS)
@@ -140,7 +141,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     capacity = parse_memory(args.gpu_memory)
     cfg = load_config_or_exit(args.config)
-    cfg.merge_from_dict(_parse_options(args.cfg_options))
+    merge_cfg_options(cfg, _parse_options(args.cfg_options))
     task = config_task(cfg)
     print(f'measuring one training step of {args.config} on {device} at per-device batch '
           f'{args.batches[0]} and {args.batches[1]}, with_cp off and on (fresh processes)', flush=True)
@@ -174,4 +175,5 @@ def _parse_options(items: List[str]) -> Dict:
 
 
 if __name__ == '__main__':
-    main()
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer plan')

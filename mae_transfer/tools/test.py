@@ -28,6 +28,7 @@ from mmengine.runner import Runner
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import prepare_cpu_distributed, unwrap_model
 from mae_transfer.tools import load_config_or_exit, use_own_instances
+from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options
 from mae_transfer.utils.report import numeric_metrics
 
 
@@ -38,7 +39,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', help='where logs and metrics go (default: work_dirs/<config name>)')
     parser.add_argument('--out', help='metrics JSON file (default: <work_dir>/test_metrics.json)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config entries, e.g. test_dataloader.dataset.data_root=DIR')
+                        help=f'override config entries, e.g. test_dataloader.dataset.data_root=DIR; {CFG_OPTIONS_RULE}')
     parser.add_argument('--amp', action='store_true',
                         help="evaluate under autocast: fp16 on a GPU, bf16 on a CPU (mmcv's fp32-only CPU ops get "
                              'fp32)')
@@ -61,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise SystemExit(f'file not found: {path}')
     cfg = load_config_or_exit(args.config)
     use_own_instances(cfg, 'test')
-    cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if cfg.get('test_dataloader') is None or cfg.get('test_evaluator') is None:
         raise SystemExit(f'{args.config} defines no test_dataloader / test_evaluator: nothing to evaluate')
     if args.amp:  # mmengine's TestLoop runs under its autocast (bf16 on a CPU)
@@ -103,4 +104,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer test')

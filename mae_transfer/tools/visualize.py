@@ -52,4 +52,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer visualize')

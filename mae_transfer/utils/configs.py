@@ -1,11 +1,13 @@
 """Find the shipped configs, resolve a config's name, and build their models under each config's default scope."""
 import difflib
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Mapping, Optional, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
+
+from .user_errors import UserError
 
 
 def _config_root() -> Path:
@@ -24,7 +26,7 @@ def shipped_configs(root: Path = CONFIG_ROOT) -> List[Path]:
     return sorted(path for path in root.rglob('*.py') if '_base_' not in path.parts)
 
 
-class ConfigNotFoundError(FileNotFoundError):
+class ConfigNotFoundError(FileNotFoundError, UserError):
     """A config name that is neither a file nor a shipped config; the message lists close matches."""
 
 
@@ -73,6 +75,99 @@ def config_name(config: Union[str, Path], root: Path = CONFIG_ROOT) -> str:
 def load_config(name: Union[str, Path]) -> Config:
     """`Config.fromfile` of a config named as `resolve_config` accepts."""
     return Config.fromfile(resolve_config(name))
+
+
+NEW_KEY_MARK = '+'
+# the --help of every command's --cfg-options ends with this
+CFG_OPTIONS_RULE = ("each key must exist in the config (a typo is an error that names the closest keys; list items "
+                    "by index, custom_hooks.0.interval=2); a leading + adds a key on purpose, even under an "
+                    "existing dict: +model.backbone.new_arg=1")
+
+
+class UnknownConfigKeyError(KeyError, UserError):
+    """A `--cfg-options` key that is not in the config (a typo, most often); the message names the closest keys."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+def merge_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
+    """`cfg.merge_from_dict(options)` for `--cfg-options`, refusing a key the config does not hold.
+
+    A misspelt key (`train_dataloader.batchsize=8`) would otherwise add an entry that nothing reads, and the run
+    would go on with the config's value. Every dotted key must name an existing entry: dicts by key, lists and
+    tuples by index (`custom_hooks.0.priority`, as mmengine's allow_list_keys reads them). A key starting with
+    `+` is new on purpose and merged unchecked, also a new leaf under an existing dict (a new keyword argument
+    of a model); so is a key under another key of the same options (a whole dict replaced, then refined).
+
+    Raises:
+        UnknownConfigKeyError: a key without `+` that the config does not hold; the message lists close keys.
+    """
+    merged = {key.lstrip(NEW_KEY_MARK): value for key, value in options.items()}
+    tree = cfg.to_dict()
+    for key in options:
+        if key.startswith(NEW_KEY_MARK) or _set_above(key, merged):
+            continue
+        problem = _missing_part(tree, key)
+        if problem is not None:
+            close = _closest_keys(tree, key) if problem.startswith('no such key') else []
+            hint = f'did you mean {", ".join(close)}? ' if close else ''
+            raise UnknownConfigKeyError(f'--cfg-options {key}: {problem}; {hint}to add a new key on purpose, '
+                                        f'write {NEW_KEY_MARK}{key}=...')
+    cfg.merge_from_dict(merged)
+
+
+def _set_above(key: str, options: Mapping[str, Any]) -> bool:
+    parts = key.split('.')
+    return any('.'.join(parts[:end]) in options for end in range(1, len(parts)))
+
+
+def _missing_part(tree: Any, key: str) -> Optional[str]:
+    """Why `key` is not in the nested dicts and lists `tree`, or None when it is."""
+    node, walked = tree, []
+    for part in key.split('.'):
+        where = '.'.join(walked) or 'the config'
+        if isinstance(node, Mapping):
+            if part not in node:
+                return f'no such key in {where}'
+            node = node[part]
+        elif isinstance(node, (list, tuple)):
+            if not part.isdigit() or int(part) >= len(node):
+                return f'{where} is a list of {len(node)} items: index it with 0..{len(node) - 1}'
+            node = node[int(part)]
+        else:
+            return f'{where} is {node!r}, not a dict: set it whole'
+        walked.append(part)
+    return None
+
+
+def _dotted_keys(node: Any, prefix: str = '') -> List[str]:
+    """Every key of nested dicts and lists, dotted: ['model', 'model.backbone', 'custom_hooks.0.type', ...]."""
+    if isinstance(node, Mapping):
+        items = [(str(key), value) for key, value in node.items()]
+    elif isinstance(node, (list, tuple)):
+        items = [(str(index), value) for index, value in enumerate(node)]
+    else:
+        return []
+    keys = []
+    for name, value in items:
+        keys += [prefix + name, *_dotted_keys(value, f'{prefix}{name}.')]
+    return keys
+
+
+def _closest_keys(tree: Any, key: str) -> List[str]:
+    """Existing dotted keys close to `key`: the misspelt last name among its siblings (`train_dataloader.batchsize`
+    -> `train_dataloader.batch_size`); when the parent is missing too (a typo further up), whole keys of the
+    same depth, else any key."""
+    keys = _dotted_keys(tree)
+    parent, _, leaf = key.rpartition('.')
+    siblings = {k.rpartition('.')[2]: k for k in keys if k.rpartition('.')[0] == parent}
+    close = [siblings[name] for name in difflib.get_close_matches(leaf, list(siblings), n=3, cutoff=0.6)]
+    if close or not parent or parent in keys:
+        return close
+    same_depth = [k for k in keys if k.count('.') == key.count('.')]
+    return difflib.get_close_matches(key, same_depth, n=3, cutoff=0.6) or \
+        difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
 
 
 def build_model(config: Union[str, Path, Config]) -> nn.Module:

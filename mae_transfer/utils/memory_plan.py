@@ -198,7 +198,9 @@ def describe(plan: Plan, fits: Mapping[bool, MemoryFit], cp_key: str) -> str:
                   f'{"on" if plan.with_cp else "off"}: effective batch {plan.effective_batch}'
                   f'{" (kept)" if plan.effective_batch == recipe.effective_batch else ""}, lr {plan.lr:.4g}',
                   f'  predicted peak {plan.predicted_mib / gib:.2f} GiB of {plan.capacity_mib / gib:.1f} GiB']
-        options = ' '.join(f'{key}={value}' for key, value in plan.cfg_options(cp_key).items())
+        # configs rarely hold these two yet: `+` adds them (--cfg-options refuses a key the config lacks)
+        new = {cp_key, 'optim_wrapper.accumulative_counts'}
+        options = ' '.join(f'{"+" * (key in new)}{key}={value}' for key, value in plan.cfg_options(cp_key).items())
         lines.append(f'  --cfg-options {options}')
     lines += [f'  {note}' for note in plan.notes]
     return '\n'.join(lines)

@@ -207,4 +207,5 @@ def _table(comparisons) -> str:
 __all__ = ['INITS', 'LABELLED_ROOT', 'PRETRAIN_CONFIG', 'TASKS', 'main', 'parse_args']
 
 if __name__ == '__main__':
-    main()
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer demo')
