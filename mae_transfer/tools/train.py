@@ -26,7 +26,7 @@ from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_c
                                  STRATEGY_CHOICES, scale_lr_to_effective_batch,
                                  use_sharded_strategy)
 from mae_transfer.tools import load_config_or_exit, use_own_instances
-from mae_transfer.utils.configs import set_pretrained
+from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options, set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
 from mae_transfer.utils.schedule import set_schedule_length
 
@@ -49,7 +49,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'schedule (warmup, lr steps, cosine, intervals) with it')
     length.add_argument('--iters', type=int, help='the same for an iteration-based config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config entries, e.g. train_cfg.max_iters=100')
+                        help=f'override config entries, e.g. train_cfg.max_iters=100; {CFG_OPTIONS_RULE}')
     parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
                         help="torch.compile the network (the MAE, else the backbone); BACKEND 'inductor' (default) "
                              "or 'eager' (trace only). The first iteration's time, compilation included, is logged")
@@ -103,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = load_config_or_exit(args.config)
     use_own_instances(cfg, 'train')
-    cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.epochs is not None or args.iters is not None:
         try:
             set_schedule_length(cfg, epochs=args.epochs, iters=args.iters)
@@ -147,4 +147,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from mae_transfer.utils.user_errors import run_command
+    run_command(main, 'mae-transfer train')
