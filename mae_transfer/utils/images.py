@@ -25,12 +25,14 @@ import numpy as np
 from mmengine.logging import print_log
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .user_errors import UserError
+
 PathLike = Union[str, Path]
 CHANNEL_ORDERS = ('rgb', 'bgr')
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')  # how Pillow opens 16-bit gray PNGs and TIFFs
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(ValueError, UserError):
     """An image file that cannot be decoded; the message is one line, "cannot read image PATH: REASON".
 
     Attributes:
