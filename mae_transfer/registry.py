@@ -53,7 +53,9 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
                     locations=['mae_transfer.datasets', 'mae_transfer.datasets.checked_coco'])
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
                          locations=['mae_transfer.datasets'])
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=['mae_transfer.datasets'])
+# load_image (LoadImageSkipUnreadable) has a location of its own too: nothing in mae_transfer.datasets imports it.
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
+                      locations=['mae_transfer.datasets', 'mae_transfer.datasets.load_image'])
 
 # Models.
 # mae_transfer.models imports its registering sub-packages lazily (see its docstring), so they are listed here.

@@ -59,7 +59,7 @@ dataset_type = 'mae_transfer.CheckedCocoDataset'  # mmdet's CocoDataset + clear 
 data_root = 'data/coco/'
 backend_args = None
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='mae_transfer.LoadImageSkipUnreadable', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True),

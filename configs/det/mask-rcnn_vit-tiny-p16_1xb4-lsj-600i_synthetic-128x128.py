@@ -41,7 +41,7 @@ model = dict(
 data_root = 'data/synthetic_det/'
 metainfo = dict(classes=classes)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mae_transfer.LoadImageSkipUnreadable'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.5, 1.5), keep_ratio=True),  # milder than 0.1-2.0

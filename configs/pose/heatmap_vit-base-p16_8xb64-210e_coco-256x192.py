@@ -38,7 +38,7 @@ model = dict(
 # ---- data ------------------------------------------------------------------------------------------------
 data_root = 'data/coco/'
 train_pipeline = [
-    dict(type='mmcv.LoadImageFromFile'),
+    dict(type='mae_transfer.LoadImageSkipUnreadable'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='PoseRandomFlip', prob=0.5),
     dict(type='PoseHalfBody', prob=0.3, min_total_keypoints=9, upper_prioritized_prob=0.7),  # mmpose's rule

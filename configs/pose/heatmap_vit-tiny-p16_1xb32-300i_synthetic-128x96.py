@@ -14,7 +14,7 @@ model = dict(
 
 data_root = 'data/synthetic_pose/'
 train_pipeline = [
-    dict(type='mmcv.LoadImageFromFile'),
+    dict(type='mae_transfer.LoadImageSkipUnreadable'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='PoseHalfBody', prob=0.3, min_total_keypoints=9, upper_prioritized_prob=0.7),
     dict(type='PoseRandomBBoxTransform', scale_factor=(0.75, 1.25), rotate_factor=30.0),

@@ -50,7 +50,7 @@ model = dict(
 # cat_max_ratio 0.75, flip, PhotoMetricDistortion; test: Resize (2048, 512) and sliding window 512 / 256), written
 # out to add one check: an unreadable label map, or one of another size than its image, is an error naming it.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mae_transfer.LoadImageSkipUnreadable'),
     dict(type='mae_transfer.CheckLabelMap'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),

@@ -26,7 +26,7 @@ metainfo = dict(  # = mae_transfer.datasets.synthetic.ade.METAINFO (a test check
     classes=('stripes', 'mottle', 'ellipse', 'rectangle', 'triangle'),
     palette=[[120, 120, 120], [4, 200, 3], [220, 20, 60], [0, 102, 200], [255, 184, 6]])
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mae_transfer.LoadImageSkipUnreadable'),
     dict(type='mae_transfer.CheckLabelMap'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),

@@ -31,8 +31,8 @@ def test_vit_b_config_is_the_vitdet_recipe():
     assert roi.bbox_head.num_classes == roi.mask_head.num_classes == 80
 
     train = cfg.train_dataloader.dataset.pipeline
-    assert _types(train) == ['LoadImageFromFile', 'LoadAnnotations', 'RandomFlip', 'RandomResize', 'RandomCrop',
-                             'FilterAnnotations', 'Pad', 'PackDetInputs']
+    assert _types(train) == ['mae_transfer.LoadImageSkipUnreadable', 'LoadAnnotations', 'RandomFlip', 'RandomResize',
+                             'RandomCrop', 'FilterAnnotations', 'Pad', 'PackDetInputs']
     assert train[3].scale == (1024, 1024) and train[3].ratio_range == (0.1, 2.0) and train[3].keep_ratio
     assert train[4].crop_size == (1024, 1024) and train[6].size == (1024, 1024)
     assert cfg.test_dataloader.dataset.pipeline[1].scale == (1024, 1024)

@@ -44,9 +44,10 @@ def test_full_recipes(path, arch, out_indices, layers, decay, checkpoint):
     assert train.dataset.type == 'ADE20KDataset' and train.dataset.data_root == 'data/ade/ADEChallengeData2016'
     assert train.dataset.data_prefix == dict(img_path='images/training', seg_map_path='annotations/training')
     assert cfg.test_dataloader.dataset.data_prefix.seg_map_path == 'annotations/validation'
-    assert _pipeline_types(train.dataset.pipeline) == ['LoadImageFromFile', 'mae_transfer.CheckLabelMap',
-                                                        'LoadAnnotations', 'RandomResize', 'RandomCrop',
-                                                        'RandomFlip', 'PhotoMetricDistortion', 'PackSegInputs']
+    assert _pipeline_types(train.dataset.pipeline) == ['mae_transfer.LoadImageSkipUnreadable',
+                                                        'mae_transfer.CheckLabelMap', 'LoadAnnotations', 'RandomResize',
+                                                        'RandomCrop', 'RandomFlip', 'PhotoMetricDistortion',
+                                                        'PackSegInputs']
     assert train.dataset.pipeline[2].reduce_zero_label and train.dataset.pipeline[4].crop_size == (512, 512)
     assert train.dataset.pipeline[3] == dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0),
                                              keep_ratio=True)  # mmseg's ADE20K values
