@@ -1,5 +1,6 @@
 """Training machinery shared by every task: run safety, mixed precision, lr scaling, hooks (checkpoint
 safety lives in `mae_transfer.checkpoint`)."""
+from .bf16_optim_wrapper import Bf16MasterWeightsOptimWrapper, StepWeightCast
 from .compile_hook import CompileHook, compile_target
 from .distributed import CPUCompatibleDDP, prepare_cpu_distributed, unwrap_model
 from .knn_monitor_hook import KNNMonitorHook, knn_accuracy
@@ -21,6 +22,7 @@ __all__ = [
     'LARS', 'Lars',
     'NonFiniteLossError', 'NonFiniteLossHook', 'RNGStateHook', 'add_run_safety', 'seed_worker',
     'AutocastOptimWrapper', 'CPUCompatibleDDP', 'KNNMonitorHook', 'LayerDecayOptimWrapperConstructor',
+    'Bf16MasterWeightsOptimWrapper', 'StepWeightCast',
     'ReconstructionHook', 'effective_batch_size', 'get_layer_id', 'knn_accuracy', 'prepare_cpu_distributed',
     'scale_lr_to_effective_batch', 'unwrap_model'
 ]
