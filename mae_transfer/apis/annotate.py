@@ -131,11 +131,11 @@ def _video(annotator: FrameAnnotator, path: Path, out_dir: Path, json_lines: boo
     """Annotate every frame of a video into `<out_dir>/<stem>.mp4` (and `<stem>.jsonl`). A video that stops early
     keeps what was written, and the error says how much that is."""
     if annotator.task not in VIDEO_TASKS:
-        raise ValueError(f'video inference covers {", ".join(VIDEO_TASKS)}; a {annotator.task} model annotates '
+        raise MediaError(f'video inference covers {", ".join(VIDEO_TASKS)}; a {annotator.task} model annotates '
                          'images and folders')
     target = out_dir / f'{path.stem}.mp4'
     if target.resolve() == path.resolve():
-        raise ValueError(f'{target} would overwrite the input video: choose another --out-dir')
+        raise MediaError(f'{target} would overwrite the input video: choose another --out-dir')
     records = JsonLinesWriter(out_dir / f'{path.stem}.jsonl') if json_lines else None
     with VideoReader(path) as video:
         info = video.info
