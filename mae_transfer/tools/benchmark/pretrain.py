@@ -4,6 +4,14 @@ alone, which shrinks with the mask ratio (it sees only the visible patches).
     python tools/benchmark.py pretrain                       # ViT-B/16, batch 8, 224, mask 0.75, fp32 and bf16
     python tools/benchmark.py pretrain --arch large --batch 4 --mask-ratios 0.0 0.75 --dtypes fp32
     python tools/benchmark.py pretrain --profile             # where the time goes (top ops)
+    python tools/benchmark.py pretrain --dtypes fp32 bf16 bf16-master   # + bf16 weights, fp32 master copies
+
+Dtypes: fp32; bf16 and fp16 under autocast (AutocastOptimWrapper / AmpOptimWrapper); bf16-master: the forward
+and backward on bf16 copies of fp32 master weights, no autocast (Bf16MasterWeightsOptimWrapper).
+
+Each row also prints the step's GEMM FLOPs per image (`utils.flops.mae_step_gemm_flops`), the bound they give
+at the matmul throughput measured on this machine in the dtype of the step's GEMMs (`matmul_flops_per_s`), and
+measured / bound: a figure that travels between machines.
 
 Each measurement runs in a fresh process so that its peak memory is its own (CPU: peak RSS; GPU: peak
 allocated). Numbers are printed, never asserted: machines are shared and noisy.
@@ -17,13 +25,27 @@ import torch
 
 from mae_transfer.utils.benchmarking import (default_device, median, peak_memory_mib, print_profile,
                                              run_in_fresh_process, time_training_steps)
+from mae_transfer.utils.flops import mae_step_gemm_flops, matmul_flops_per_s
 
-DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'bf16-master': None}
+GEMM_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'bf16-master': torch.bfloat16}
+
+
+class _RestoreThenStep:
+    """The optimizer of a bf16-master step: fp32 weights and gradients back, then the optimizer step."""
+
+    def __init__(self, weights, optimizer: torch.optim.Optimizer) -> None:
+        self.weights, self.optimizer = weights, optimizer
+
+    def step(self) -> None:
+        self.weights.restore()
+        self.optimizer.step()
 
 
 def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str, iters: int, warmup: int,
             threads: int, profile: bool, compile_backend: Optional[str] = None) -> dict:
     """One pretraining measurement in this process (`main` runs each in a fresh one)."""
+    from mae_transfer.engine import StepWeightCast
     from mae_transfer.models import MAE_FACTORIES
     if threads:
         torch.set_num_threads(threads)
@@ -33,10 +55,16 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
     imgs = torch.randn(batch, 3, img_size, img_size, device=device)
     cast = DTYPES[dtype]
+    master = StepWeightCast(model, torch.bfloat16) if dtype == 'bf16-master' else None
+
+    def compute_loss() -> torch.Tensor:
+        if master is not None:
+            master.cast()  # bf16 weights (and input) for this forward + backward
+        return model(imgs, mask_ratio=mask_ratio)[0]
 
     def steps(count: int) -> dict:
-        return time_training_steps(model, lambda: model(imgs, mask_ratio=mask_ratio)[0], count, device=device,
-                                   optimizer=optimizer, dtype=cast)
+        return time_training_steps(model, compute_loss, count, device=device, dtype=cast,
+                                   optimizer=optimizer if master is None else _RestoreThenStep(master, optimizer))
 
     if compile_backend:
         model.compile(backend=compile_backend)  # what tools/train.py --compile does (engine.CompileHook)
@@ -48,15 +76,24 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
         print_profile(lambda: steps(1), device)
     step_s = median(steps(iters)['step_s'])
     encoder_times = []  # the encoder alone, forward only: what masking saves
+    if master is not None:
+        master.cast()
+    encoder_imgs = imgs.bfloat16() if master is not None else imgs
     with torch.no_grad(), torch.autocast(device_type=device, dtype=cast or torch.bfloat16, enabled=cast is not None):
         for _ in range(iters):
             start = time.perf_counter()
-            model.forward_encoder(imgs, mask_ratio)
+            model.forward_encoder(encoder_imgs, mask_ratio)
             if device == 'cuda':
                 torch.cuda.synchronize()
             encoder_times.append(time.perf_counter() - start)
+    if master is not None:
+        master.restore()
+    gemm_gflop = mae_step_gemm_flops(model, mask_ratio)['total'] / 1e9  # per image
+    bound_img_per_s = matmul_flops_per_s(GEMM_DTYPES[dtype], device=device) / 1e9 / gemm_gflop
     return dict(arch=arch, batch=batch, img_size=img_size, mask_ratio=mask_ratio, dtype=dtype, device=device,
                 threads=torch.get_num_threads(), step_s=step_s, img_per_s=batch / step_s,
+                gemm_gflop_per_img=gemm_gflop, bound_img_per_s=bound_img_per_s,
+                of_bound=batch / step_s / bound_img_per_s,
                 first_step_s=first_step_s, compile=compile_backend or 'no',
                 encoder_fwd_ms=1000 * median(encoder_times), peak_mem_mib=peak_memory_mib(device),
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
@@ -95,8 +132,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     print(f'MAE pretraining step (fwd + bwd + AdamW), {args.arch}, batch {batch}, {img_size}px; '
           f'median of {iters} steps after {warmup} warm-up')
-    print(f'{"mask":>5} {"dtype":>5} {"img/s":>8} {"s/step":>8} {"first s":>8} {"enc fwd ms":>10} '
-          f'{"peak MiB":>9}  device  (compile: {args.compile or "no"})')
+    print(f'{"mask":>5} {"dtype":>11} {"img/s":>8} {"s/step":>8} {"first s":>8} {"enc fwd ms":>10} '
+          f'{"peak MiB":>9} {"GFLOP/img":>9} {"bound":>8} {"of bound":>8}  device  (compile: {args.compile or "no"})')
     for mask_ratio in args.mask_ratios:
         for dtype in args.dtypes:
             command = [*child_command('pretrain'), '--single', '--arch', args.arch, '--batch', str(batch),
@@ -104,6 +141,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                        '--iters', str(iters), '--warmup', str(warmup), '--threads', str(args.threads)]
             command += ['--compile', args.compile] if args.compile else []
             r = run_in_fresh_process(command + (['--profile'] if args.profile else []), show_stderr=True)
-            print(f'{mask_ratio:>5.2f} {dtype:>5} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
-                  f'{r["first_step_s"]:>8.2f} {r["encoder_fwd_ms"]:>10.0f} '
-                  f'{r["peak_mem_mib"]:>9.0f}  {r["device"]} ({r["threads"]} threads)', flush=True)
+            print(f'{mask_ratio:>5.2f} {dtype:>11} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
+                  f'{r["first_step_s"]:>8.2f} {r["encoder_fwd_ms"]:>10.0f} {r["peak_mem_mib"]:>9.0f} '
+                  f'{r["gemm_gflop_per_img"]:>9.1f} {r["bound_img_per_s"]:>8.2f} {r["of_bound"]:>8.0%}  '
+                  f'{r["device"]} ({r["threads"]} threads)', flush=True)
+    print('bound: img/s if every GEMM of the step (GFLOP/img: patch embed, encoder on visible tokens, decoder on '
+          'all, x3 for forward + backward) ran at the speed of a 2048^3 matmul measured here in its dtype')
