@@ -77,11 +77,14 @@ def test_seg_damaged_label_map_is_named(seg_root, damage):
         seg_dataset(seg_root)[1]
 
 
-def test_seg_corrupt_image_is_named(seg_root):
+def test_seg_corrupt_image_is_skipped_in_training_and_named_in_evaluation(seg_root, log_records):
     image = seg_root / 'images' / 'training' / 'synth_00000.jpg'
     image.write_bytes(b'not a jpeg')
+    sample = seg_dataset(seg_root)[0]  # LoadImageSkipUnreadable: logged, and mmengine fetches another index
+    assert sample['inputs'].shape[0] == 3 and 'synth_00000' not in sample['data_samples'].img_path
+    assert any(f'skipped unreadable image {image}' in message for message in log_records)
     with pytest.raises(AssertionError, match=f'failed to load image: {image}'):  # mmcv's LoadImageFromFile
-        seg_dataset(seg_root)[0]
+        seg_dataset(seg_root, 'val')[0]
 
 
 def test_seg_label_map_check_can_skip_with_a_warning(tmp_path, log_records):
