@@ -5,8 +5,9 @@ augmentations than the run it continues. With the generator states saved at the 
 resume, a run resumed at an epoch boundary repeats the uninterrupted run exactly
 (tests/engine/test_resume_and_faults.py).
 Data-loader workers take their seeds from the main process's torch generator each time an epoch's iterator
-is created (`seed_worker`), so this also holds with `num_workers > 0`, provided `persistent_workers=False`
-(persistent workers keep their own generator streams across epochs, which no checkpoint records).
+is created (`seed_worker`); the augmentations of each sample are seeded from (seed, epoch, position) alone
+(mae_transfer/datasets/seeded_samples.py), so this also holds with any `num_workers` and persistent workers
+(tests/engine/test_exact_resume_workers.py).
 """
 import random
 
@@ -40,6 +41,19 @@ class RNGStateHook(Hook):
     """Put the python / numpy / torch (/ CUDA) generator states in each checkpoint; restore them on resume."""
 
     priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self.iterated_loader = False
+
+    def before_train_epoch(self, runner) -> None:
+        # A DataLoader draws its workers' base seed from the main torch generator each time it creates an
+        # iterator: every epoch, or with persistent workers only in the first epoch of the process, which after
+        # a resume is a later epoch than in the uninterrupted run. Drawing that seed in the later epochs too
+        # makes each epoch cost the main stream one draw either way.
+        loader = runner.train_loop.dataloader
+        if self.iterated_loader and getattr(loader, 'persistent_workers', False) and loader.num_workers > 0:
+            torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+        self.iterated_loader = True
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = rng_state()

@@ -1,6 +1,8 @@
 """The guards every training run of ours gets (tools/train.py applies them to any config)."""
 from mmengine.config import Config
 
+from .seeded_loader import seed_each_sample
+
 SAFETY_HOOKS = ('RNGStateHook', 'NonFiniteLossHook')
 
 
@@ -11,6 +13,8 @@ def add_run_safety(cfg: Config) -> None:
     - `mae_transfer.NonFiniteLossHook`: stop at the first NaN/inf loss, before it can be checkpointed.
     - `train_dataloader.worker_init_fn = mae_transfer.seed_worker`: fresh augmentations every epoch and
       reproducible ones after a resume (mmengine's default repeats them each epoch).
+    - `seed_each_sample(train_dataloader)`: each sample's augmentations seeded from (seed, epoch, rank, position),
+      whatever worker loads it: exact resume with persistent workers and any number of workers.
     - `mae_transfer.SafeCheckpointHook` in place of mmengine's CheckpointHook: a failed save (full disk) keeps the
       previous checkpoint and stops training with a message that names the path and the free space.
     A config that already names one of these (or its own worker_init_fn or checkpoint hook) keeps its choice.
@@ -25,3 +29,5 @@ def add_run_safety(cfg: Config) -> None:
     loader = cfg.get('train_dataloader')
     if loader is not None and 'worker_init_fn' not in loader:
         loader.worker_init_fn = dict(type='mae_transfer.seed_worker')
+    if loader is not None:
+        seed_each_sample(loader)
