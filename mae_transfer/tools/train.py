@@ -25,6 +25,7 @@ import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_cpu_distributed,
                                  STRATEGY_CHOICES, scale_lr_to_effective_batch,
                                  use_sharded_strategy)
+from mae_transfer.engine.elastic import resume_after_elastic_restart
 from mae_transfer.tools import load_config_or_exit, use_own_instances
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options, set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
@@ -121,6 +122,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    resume_after_elastic_restart(cfg)  # torchrun restarted the workers: continue from this job's last checkpoint
 
     prepare_cpu_distributed(cfg, args.launcher)  # gloo + a CPU-friendly DDP when there is no GPU
     use_sharded_strategy(cfg, args.strategy, args.launcher)
