@@ -53,8 +53,9 @@ def test_benchmark_backbone_mode_on_tiny_settings():
                              '--window-size', '2', '--global-attn-indexes', '1', '--settings', 'vitdet-window',
                              '--cp', 'on'], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    row = result.stdout.strip().splitlines()[-1].split()
+    row = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ['vitdet-window']][-1]
     assert row[:4] == ['vitdet-window', '1', '40', 'on'] and float(row[6]) > 0 and float(row[7]) > 0
+    assert row[-1] == 'ours'  # with_cp on only: no reference measured (references run with_cp off)
 
 
 def test_seg_full_step_measures_a_training_forward_backward():
