@@ -8,17 +8,21 @@ Data-loader workers take their seeds from the main process's torch generator eac
 is created (`seed_worker`); the augmentations of each sample are seeded from (seed, epoch, position) alone
 (mae_transfer/datasets/seeded_samples.py), so this also holds with any `num_workers` and persistent workers
 (tests/engine/test_exact_resume_workers.py).
+In a distributed run every process has its own generators (different masks per rank): the checkpoint keeps all
+of them and each process gets its own back (tests/tasks/test_elastic_restart.py).
 """
 import random
+from typing import List, Optional
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 
 from ..registry import FUNCTIONS, HOOKS
 
 CHECKPOINT_KEY = 'rng_state'
+PER_RANK_KEY = 'rng_state_per_rank'
 
 
 def rng_state() -> dict:
@@ -44,6 +48,12 @@ class RNGStateHook(Hook):
 
     def __init__(self) -> None:
         self.iterated_loader = False
+        self.all_ranks: Optional[List[dict]] = None
+
+    def collect_all_ranks(self) -> None:
+        """Gather every rank's generator states for the next checkpoint. A collective: all ranks call it
+        (SafeCheckpointHook does, just before a save, which then runs on rank 0 alone)."""
+        self.all_ranks = all_gather_object(rng_state()) if get_world_size() > 1 else None
 
     def before_train_epoch(self, runner) -> None:
         # A DataLoader draws its workers' base seed from the main torch generator each time it creates an
@@ -57,11 +67,15 @@ class RNGStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = rng_state()
+        if self.all_ranks is not None:
+            checkpoint[PER_RANK_KEY], self.all_ranks = self.all_ranks, None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         # Also called for `load_from` (fine-tuning from weights): only a resume continues the same run.
         if getattr(runner, '_resume', False) and CHECKPOINT_KEY in checkpoint:
-            set_rng_state(checkpoint[CHECKPOINT_KEY])
+            per_rank = checkpoint.get(PER_RANK_KEY)
+            same_world = per_rank is not None and len(per_rank) == get_world_size()
+            set_rng_state(per_rank[get_rank()] if same_world else checkpoint[CHECKPOINT_KEY])
 
 
 @FUNCTIONS.register_module()
