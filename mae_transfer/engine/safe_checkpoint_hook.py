@@ -24,6 +24,7 @@ from mmengine.hooks import CheckpointHook
 
 from ..checkpoint.files import atomic_write
 from ..registry import HOOKS
+from .rng_state_hook import RNGStateHook
 
 
 class CheckpointSaveError(RuntimeError):
@@ -54,6 +55,9 @@ class SafeCheckpointHook(CheckpointHook):
         filename = self.filename_tmpl.format(step)
         path = osp.join(self.out_dir, filename)
         previous = self.last_ckpt if self.last_ckpt and osp.isfile(self.last_ckpt) else None
+        for hook in runner.hooks:  # every rank is here; runner.save_checkpoint below runs on rank 0 only
+            if isinstance(hook, RNGStateHook):
+                hook.collect_all_ranks()
         try:
             runner.save_checkpoint(self.out_dir, filename, self.file_client_args,
                                    save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
