@@ -26,7 +26,9 @@ def find_images(root: Union[str, Path], extensions: Sequence[str] = IMAGE_EXTENS
     if not root.is_dir():
         raise FileNotFoundError(f'image folder {root} does not exist or is not a folder')
     suffixes = {ext.lower() for ext in extensions}
-    images = sorted(path for path in root.rglob('*') if path.suffix.lower() in suffixes and path.is_file())
+    # A symlink that leads nowhere (dangling, or a loop) is kept: reading it fails, and the skip names it
+    images = sorted(path for path in root.rglob('*')
+                    if path.suffix.lower() in suffixes and (path.is_file() or path.is_symlink()))
     if not images:
         raise FileNotFoundError(f'no images ({", ".join(sorted(suffixes))}) found under {root}')
     return images

@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from mae_transfer.datasets import UnlabeledImageFolder, find_images, generate_images
+from mae_transfer.utils.images import load_rgb
 
 
 def test_generated_images_are_deterministic_and_varied(tmp_path):
@@ -70,3 +71,47 @@ def test_all_unreadable_is_a_clear_error(tmp_path):
     dataset = UnlabeledImageFolder(tmp_path, crop_size=16)
     with pytest.raises(RuntimeError, match='could be read'):
         dataset[0]
+
+
+def _exif_rotated_jpeg(path) -> None:
+    """A 20 x 10 (w x h) picture stored sideways with EXIF orientation 6: upright it is 10 wide, 20 tall."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.new('RGB', (20, 10), (0, 0, 255)).save(path, exif=exif.tobytes())
+
+
+def test_a_photo_folder_of_every_awkward_kind_loads_or_names_each_skip(tmp_path, log_records):
+    """The folder of the fault report, in an order where the bad files come first: each readable file gives a
+    crop, each unreadable one is named once in the log, and nothing stops the run."""
+    Image.new('RGB', (64, 48), (200, 10, 10)).save(tmp_path / 'z_good.jpg')
+    data = (tmp_path / 'z_good.jpg').read_bytes()
+    unreadable = {
+        'a_truncated.jpg': data[:len(data) // 3],
+        'b_empty.jpg': b'',
+        'c_text.png': b'this is a text file',
+    }
+    for name, content in unreadable.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / 'd_loop.jpg').symlink_to(tmp_path / 'e_loop.jpg')
+    (tmp_path / 'e_loop.jpg').symlink_to(tmp_path / 'd_loop.jpg')
+    Image.new('CMYK', (30, 30), (0, 255, 255, 0)).save(tmp_path / 'f_cmyk.jpg')
+    Image.fromarray(np.full((30, 30), 40000, np.uint16)).save(tmp_path / 'g_gray16.png')
+    Image.new('RGB', (1, 1), (0, 255, 0)).save(tmp_path / 'h_1x1.png')
+    Image.new('RGB', (3, 900), (0, 255, 0)).save(tmp_path / 'i_3x900.png')
+    frames = [Image.new('P', (20, 20), color) for color in (1, 2, 3)]
+    frames[0].save(tmp_path / 'j_animated.gif', save_all=True, append_images=frames[1:])
+    Image.new('LA', (20, 20), (128, 255)).save(tmp_path / 'k_gray_alpha.png')
+    _exif_rotated_jpeg(tmp_path / 'l_exif.jpg')
+    Image.new('RGB', (20, 20)).save(tmp_path / 'm_upper.JPG')
+
+    dataset = UnlabeledImageFolder(tmp_path, crop_size=16)
+    names = [path.name for path in dataset.paths]
+    assert len(names) == 14 and 'm_upper.JPG' in names and 'd_loop.jpg' in names
+    for index in range(len(dataset)):
+        assert dataset[index]['inputs'].shape == (3, 16, 16)
+    skipped = {dataset.paths[index].name for index in dataset.unreadable}
+    assert skipped == {'a_truncated.jpg', 'b_empty.jpg', 'c_text.png', 'd_loop.jpg', 'e_loop.jpg'}
+    for name in skipped:
+        assert sum(f'skipped unreadable image {tmp_path / name}' in message for message in log_records) == 1
+    assert load_rgb(tmp_path / 'l_exif.jpg').size == (10, 20)  # upright, as a photo viewer shows it
+    assert np.asarray(load_rgb(tmp_path / 'g_gray16.png'))[0, 0, 0] == 40000 >> 8  # not clipped to white
