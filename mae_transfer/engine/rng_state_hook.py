@@ -87,7 +87,8 @@ def seed_worker(worker_id: int) -> None:
     non-persistent workers repeat the same augmentations every epoch. `torch.initial_seed()` in a worker is
     the DataLoader's per-iterator base seed (drawn from the main process's generator, which `randomness.seed`
     seeds) + worker_id: new every epoch and identical across an exact resume; the rank keeps the processes
-    of a distributed run apart.
+    of a distributed run apart. Under tools/train.py the dataset's own draws are seeded per sample
+    (SeededSamples); these worker seeds serve whatever draws outside `__getitem__` (a collate function).
     """
     worker_seed = (torch.initial_seed() + 1_000_003 * get_rank()) % 2**32
     random.seed(worker_seed)

@@ -4,6 +4,7 @@ of workers (mae_transfer/datasets/seeded_samples.py, set up for every run by add
 The runs are in-process `tools/train.py` runs of the shipped tiny configs, shrunk, with their persistent
 workers; the crash is an exception raised from a hook (tests/helpers/fault_hooks.py), the resume `--resume`.
 """
+import multiprocessing
 import random
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -80,6 +81,18 @@ def test_a_configured_batch_sampler_stays_inside_the_wrapper():
     assert loader.dataset.dataset == dict(type='X')
 
 
+def train_and_end_workers(argv: List[str]) -> None:
+    """tools/train.py in this process, then end the data-loader workers it started: when the finished run's
+    loader was collected later, torch's shutdown waited its 5 s timeout on each worker (10-40 s a run here)."""
+    before = set(multiprocessing.active_children())
+    try:
+        train_main(argv)
+    finally:
+        for worker in set(multiprocessing.active_children()) - before:
+            worker.terminate()
+            worker.join()
+
+
 def train_crash_resume(config_text: str, folder: Path, crash_at: int, last_checkpoint: str) -> Tuple[dict, dict]:
     """The final weights of an uninterrupted run and of a run crashed before iteration `crash_at` and resumed."""
     crash_hook = f"custom_hooks = [dict(type='CrashAtIterationHook', iteration={crash_at})]\n"
@@ -87,10 +100,10 @@ def train_crash_resume(config_text: str, folder: Path, crash_at: int, last_check
     for name, extra in (('straight', ''), ('crashing', crash_hook)):
         configs[name] = folder / f'{name}.py'
         configs[name].write_text(config_text + extra)
-    train_main([str(configs['straight']), '--work-dir', str(folder / 'straight')])
+    train_and_end_workers([str(configs['straight']), '--work-dir', str(folder / 'straight')])
     with pytest.raises(SimulatedCrash):
-        train_main([str(configs['crashing']), '--work-dir', str(folder / 'crashed')])
-    train_main([str(configs['straight']), '--work-dir', str(folder / 'crashed'), '--resume'])
+        train_and_end_workers([str(configs['crashing']), '--work-dir', str(folder / 'crashed')])
+    train_and_end_workers([str(configs['straight']), '--work-dir', str(folder / 'crashed'), '--resume'])
     return tuple(safe_torch_load(str(folder / run / last_checkpoint))['state_dict'] for run in ('straight', 'crashed'))
 
 
@@ -124,13 +137,13 @@ def test_pretraining_resumed_mid_epoch_with_persistent_workers_equals_an_uninter
 def test_classification_resumed_with_persistent_workers_equals_an_uninterrupted_run(tmp_path):
     data = ensure_synthetic('cls', tmp_path / 'cls', train_per_class=2, val_per_class=1, image_size=(40, 48))
     # The shipped iteration-based loader (InfiniteSampler, RandAugment, random erasing) with 2 persistent workers;
-    # a checkpoint at iteration 3, the crash before iteration 5.
+    # a checkpoint at iteration 2, the crash before iteration 4.
     config = (f"_base_ = [{str(CLS)!r}]\n{HEADER}"
               f"train_dataloader = dict(batch_size=4, num_workers=2, persistent_workers=True,\n"
               f"    dataset=dict(data_root={str(data / 'train')!r}, transform=dict(input_size=32)))\n"
               f"val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
               f"test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
-              f"train_cfg = dict(max_iters=6, val_interval=100)\n"
-              f"default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))\n")
-    expected, got = train_crash_resume(config, tmp_path, crash_at=5, last_checkpoint='iter_6.pth')
+              f"train_cfg = dict(max_iters=4, val_interval=100)\n"
+              f"default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))\n")
+    expected, got = train_crash_resume(config, tmp_path, crash_at=4, last_checkpoint='iter_4.pth')
     assert_same_weights(expected, got)
