@@ -26,6 +26,7 @@ from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_c
                                  STRATEGY_CHOICES, scale_lr_to_effective_batch,
                                  use_sharded_strategy)
 from mae_transfer.engine.elastic import resume_after_elastic_restart
+from mae_transfer.engine.resume_seed import keep_the_resumed_seed
 from mae_transfer.tools import load_config_or_exit, use_own_instances
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options, set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
@@ -123,6 +124,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     resume_after_elastic_restart(cfg)  # torchrun restarted the workers: continue from this job's last checkpoint
+    keep_the_resumed_seed(cfg)  # a config without a seed resumes with the checkpoint's (same data order)
 
     prepare_cpu_distributed(cfg, args.launcher)  # gloo + a CPU-friendly DDP when there is no GPU
     use_sharded_strategy(cfg, args.strategy, args.launcher)
