@@ -28,6 +28,7 @@ from ...codecs.coco_keypoints import COCO_FLIP_INDICES
 from ...codecs.geometry import crop_to_image
 from ...registry import MODELS, TASK_UTILS
 from ...utils.builder import build_module
+from .batch_decode import decode_batch
 
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                              bgr_to_rgb=True)
@@ -129,17 +130,19 @@ class TopdownPoseEstimator(BaseModel):
     def predict_heatmaps(self, inputs: torch.Tensor,
                          data_samples: Optional[Sequence[BaseDataElement]] = None) -> torch.Tensor:
         """Heatmaps [N, K, h, w], averaged with the flipped crop's when test_cfg.flip_test (default True)."""
-        heatmaps = self.forward_heatmaps(inputs)
-        if self.test_cfg.get('flip_test', True):
-            order = torch.as_tensor(list(self._flip_indices(data_samples)), device=heatmaps.device)
-            flipped = self.forward_heatmaps(inputs.flip(-1)).flip(-1)[:, order]  # back to the original frame
-            shift = self.test_cfg.get('shift_heatmap')
-            if shift is None:
-                shift = not self.codec.use_udp  # classic pixels are off by 3/4 px after a flip; UDP is exact
-            if shift:
-                flipped[..., 1:] = flipped[..., :-1].clone()
-            heatmaps = (heatmaps + flipped) * 0.5
-        return heatmaps
+        if not self.test_cfg.get('flip_test', True):
+            return self.forward_heatmaps(inputs)
+        # one forward pass over the crops and their mirror images: half the passes (and kernel launches)
+        both = self.forward_heatmaps(torch.cat([inputs, inputs.flip(-1)]))  # both: [2N, K, h, w]
+        heatmaps, flipped = both.chunk(2)  # each: [N, K, h, w]
+        order = torch.as_tensor(list(self._flip_indices(data_samples)), device=heatmaps.device)
+        flipped = flipped.flip(-1)[:, order]  # back to the original frame
+        shift = self.test_cfg.get('shift_heatmap')
+        if shift is None:
+            shift = not self.codec.use_udp  # classic pixels are off by 3/4 px after a flip; UDP is exact
+        if shift:
+            flipped[..., 1:] = flipped[..., :-1].clone()
+        return (heatmaps + flipped) * 0.5
 
     def predict(self, inputs: torch.Tensor, data_samples: List[BaseDataElement]) -> List[BaseDataElement]:
         heatmaps = self.predict_heatmaps(inputs, data_samples).float().cpu().numpy()  # [N, K, h, w]
@@ -147,8 +150,8 @@ class TopdownPoseEstimator(BaseModel):
         if heatmaps.shape[-2:] != expected:
             raise ValueError(f'head output {heatmaps.shape[-2:]} differs from the codec heatmap size (h, w) '
                              f'{expected}')
-        for sample, maps in zip(data_samples, heatmaps):
-            keypoints, scores = self.codec.decode(maps)  # input-crop pixels [K, 2], [K]
+        all_keypoints, all_scores = decode_batch(self.codec, heatmaps)  # input-crop pixels [N, K, 2], [N, K]
+        for sample, keypoints, scores in zip(data_samples, all_keypoints, all_scores):
             input_size = sample.get('input_size', np.array(self.codec.input_size, np.float32))
             sample.pred_keypoints = crop_to_image(keypoints, np.asarray(sample.input_center),
                                                   np.asarray(sample.input_scale), input_size,
