@@ -64,6 +64,14 @@ class SeededBatchSampler:
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
+    @property
+    def batch_size(self) -> int:  # read by mmengine's FlexibleRunner (FSDP / DeepSpeed) and by torch's DataLoader
+        return self.batch_sampler.batch_size
+
+    @property
+    def drop_last(self) -> bool:
+        return self.batch_sampler.drop_last
+
 
 def seeds_of(key: SeedKey) -> Tuple[int, int, int]:
     """Three independent 32-bit seeds (python, numpy, torch) from a sample's key."""

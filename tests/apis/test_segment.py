@@ -1,7 +1,5 @@
 """Segmentation inference: whole-image and sliding-window prediction at the input size for odd, non-square images;
 overlay pictures with a legend from the API and from tools/infer.py."""
-import runpy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from mae_transfer.datasets.synthetic.ade import CLASSES, PALETTE
 from mae_transfer.visualization import draw_segmentation
 
 from helpers.paths import REPO
+from helpers.scripts import run_tool_script
 
 TINY_CONFIG = REPO / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 
@@ -121,9 +120,7 @@ def test_infer_images_writes_overlays_with_legends(checkpoint, tmp_path):
 
 def test_tools_infer_dispatches_to_segmentation(checkpoint, tmp_path, monkeypatch, capsys):
     paths = _write_images(tmp_path)
-    monkeypatch.setattr(sys, 'argv', ['infer.py', str(TINY_CONFIG), str(checkpoint), str(paths[1]),
-                                      '--out-dir', str(tmp_path / 'tool')])
-    runpy.run_path(str(REPO / 'tools' / 'infer.py'), run_name='__main__')
+    run_tool_script('infer.py', [TINY_CONFIG, checkpoint, paths[1], '--out-dir', tmp_path / 'tool'], monkeypatch)
     out = tmp_path / 'tool' / 'img_203x77.png'
     assert out.is_file() and str(out) in capsys.readouterr().out
     assert Image.open(out).height >= 203

@@ -47,6 +47,7 @@ def draws_per_epoch(num_workers: int, epochs: List[int]) -> List[Dict[int, tuple
                             dataset=dict(type=NoisySamples, size=10))
     seed_each_sample(loader_cfg)
     loader = Runner.build_dataloader(loader_cfg)
+    assert (loader.batch_sampler.batch_size, loader.batch_sampler.drop_last) == (3, True)  # FlexibleRunner reads it
     result = []
     for epoch in epochs:
         loader.batch_sampler.sampler.set_epoch(epoch)  # what DistSamplerSeedHook does

@@ -3,14 +3,13 @@
 `tools/test.py OUR_CONFIG mmseg_checkpoint.pth`. Only the backbone keys move (MAEViT's load_state_dict pre-hook),
 so the segmentor computes exactly what it computes from the same weights in our naming."""
 import json
-import runpy
-import sys
 
 import torch
 from mmengine.runner import load_checkpoint
 
 from helpers.mmseg_beit import to_mmseg_beit
 from helpers.paths import REPO
+from helpers.scripts import run_tool_script
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.utils.configs import build_model
 
@@ -53,8 +52,7 @@ def test_mmseg_upernet_checkpoint_loads_into_our_config(tmp_path, log_records):
 
 
 def _run_tool(name, args, monkeypatch):
-    monkeypatch.setattr(sys, 'argv', [name, *args])
-    runpy.run_path(str(REPO / 'tools' / name), run_name='__main__')
+    run_tool_script(name, args, monkeypatch)
 
 
 def test_tools_test_evaluates_an_mmseg_checkpoint_as_it_is(tmp_path, monkeypatch):

@@ -1,8 +1,6 @@
 """The tiny UperNet twin trains on the synthetic ADE20K-layout set and is evaluated end to end with the shared
 tools (tools/train.py, tools/test.py), reporting mmseg's mIoU, mAcc and aAcc."""
 import json
-import runpy
-import sys
 
 import torch
 
@@ -10,14 +8,14 @@ from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_opt
 
 from helpers.onnx_backends import metrics_of_both_backends
 from helpers.paths import REPO
+from helpers.scripts import run_tool_script
 
 TINY_CONFIG = REPO / 'configs' / 'seg' / 'upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py'
 ITERS = 4
 
 
 def _run_tool(name, args, monkeypatch):
-    monkeypatch.setattr(sys, 'argv', [name, *args])
-    runpy.run_path(str(REPO / 'tools' / name), run_name='__main__')
+    run_tool_script(name, args, monkeypatch)
 
 
 def test_tiny_twin_trains_and_tests_end_to_end(tmp_path, monkeypatch):
