@@ -146,4 +146,5 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f'{r["gemm_gflop_per_img"]:>9.1f} {r["bound_img_per_s"]:>8.2f} {r["of_bound"]:>8.0%}  '
                   f'{r["device"]} ({r["threads"]} threads)', flush=True)
     print('bound: img/s if every GEMM of the step (GFLOP/img: patch embed, encoder on visible tokens, decoder on '
-          'all, x3 for forward + backward) ran at the speed of a 2048^3 matmul measured here in its dtype')
+          'all, x3 for forward + backward) ran at the speed of the fastest 2048^3 matmul measured here in its '
+          'dtype (8 on each of 3 operand allocations)')
