@@ -27,7 +27,7 @@ def add_run_safety(cfg: Config) -> None:
     if checkpoint and str(checkpoint.get('type', '')) in ('CheckpointHook', 'mmengine.CheckpointHook'):
         checkpoint.type = 'mae_transfer.SafeCheckpointHook'
     loader = cfg.get('train_dataloader')
-    if loader is not None and 'worker_init_fn' not in loader:
-        loader.worker_init_fn = dict(type='mae_transfer.seed_worker')
     if loader is not None:
+        if 'worker_init_fn' not in loader:
+            loader.worker_init_fn = dict(type='mae_transfer.seed_worker')
         seed_each_sample(loader)
