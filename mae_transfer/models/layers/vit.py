@@ -1,6 +1,6 @@
 """The ViT encoder shared by MAE pretraining and every downstream task.
 
-Built from timm layers (`PatchEmbed`, `Mlp`, `DropPath`) with the official MAE / timm parameter names:
+Built from timm layers (`PatchEmbed`, `Mlp` as `LeanMlp`, `DropPath`) with the official MAE / timm parameter names:
 `patch_embed.proj`, `cls_token`, `pos_embed`, `blocks.N.norm1`, `blocks.N.attn.qkv`, `blocks.N.attn.proj`,
 `blocks.N.norm2`, `blocks.N.mlp.fc1`, `blocks.N.mlp.fc2`, `norm`. An official MAE checkpoint, or a timm
 `VisionTransformer` state dict with a cls token, loads without renaming.
@@ -14,9 +14,10 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerScale, Mlp, PatchEmbed
+from timm.layers import DropPath, LayerScale, PatchEmbed
 from torch import nn
 
+from .lean_mlp import LeanMlp
 from .pos_embed import get_2d_sincos_pos_embed, record_pos_embed_grid, resize_pos_embed
 
 NormLayer = Callable[[int], nn.Module]
@@ -131,7 +132,9 @@ class Block(nn.Module):
                                proj_drop=proj_drop, **(attn_kwargs or {}))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
+        # timm's Mlp whose backward recomputes the GELU instead of keeping it (lean_mlp.py)
+        self.mlp = LeanMlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer,
+                           drop=proj_drop)
         with_ls = layer_scale_init_value is not None
         self.ls1 = LayerScale(dim, init_values=layer_scale_init_value) if with_ls else nn.Identity()
         self.ls2 = LayerScale(dim, init_values=layer_scale_init_value) if with_ls else nn.Identity()
