@@ -4,51 +4,124 @@ together the speed bound that `mae-transfer benchmark pretrain` compares each me
 Only matrix products count (patch-embed conv, linears, the two attention matmuls): they are where the bound
 is. LayerNorm, GELU, softmax, the gathers and the optimizer step are the "non-GEMM work" the measured step
 pays on top, which is why a step reaches a fraction of the bound and never all of it.
+
+The bound assumes every product runs as fast as a large square one. The step's own products are smaller (the
+encoder of a batch of 8 sees 400 visible tokens), and `time_gemms` measures them alone, at their shapes: the
+step can come no closer to the bound than they do, whatever non-GEMM work is removed (the "ceiling").
 """
 import time
-from typing import Dict
+from typing import Dict, List, NamedTuple
 
 import torch
 
 
-def _block_flops(tokens: int, dim: int, hidden: int) -> int:
-    """Forward GEMM FLOPs of one pre-norm transformer block on `tokens` tokens of width `dim` (MLP `hidden`)."""
-    linears = 2 * tokens * dim * (3 * dim + dim + hidden + hidden)  # qkv, proj, fc1, fc2 (2 FLOPs per MAC)
-    attention = 2 * 2 * tokens * tokens * dim  # q k^T and attn v, summed over heads: h * (T * T * d) each
-    return linears + attention
+class Gemm(NamedTuple):
+    """`count` matrix products [batch, m, k] @ [batch, k, n] of one step (batch 1: a plain product), in `part`."""
+    part: str
+    batch: int
+    m: int
+    k: int
+    n: int
+    count: int = 1
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.count * self.batch * self.m * self.k * self.n  # 2 FLOPs per multiply-add
 
 
-def mae_step_gemm_flops(model: torch.nn.Module, mask_ratio: float, backward: bool = True) -> Dict[str, int]:
-    """GEMM FLOPs per image of one MAE training step (forward, and backward when `backward`).
+def _linear(part: str, rows: int, fan_in: int, fan_out: int, backward: bool, input_grad: bool = True) -> List[Gemm]:
+    """y = x W^T on `rows` tokens; backward: dx = dy W (unless the input needs no gradient) and dW = dy^T x."""
+    products = [Gemm(part, 1, rows, fan_in, fan_out)]
+    if backward:
+        products += [Gemm(part, 1, rows, fan_out, fan_in)] if input_grad else []
+        products.append(Gemm(part, 1, fan_out, rows, fan_in))
+    return products
+
+
+def _block(part: str, images: int, tokens: int, dim: int, hidden: int, heads: int, backward: bool) -> List[Gemm]:
+    """The products of one pre-norm transformer block on `images` sequences of `tokens` tokens of width `dim`."""
+    rows, sequences, head_dim = images * tokens, images * heads, dim // heads
+    products = [*_linear(part, rows, dim, 3 * dim, backward), *_linear(part, rows, dim, dim, backward),
+                *_linear(part, rows, dim, hidden, backward), *_linear(part, rows, hidden, dim, backward)]
+    products += [Gemm(part, sequences, tokens, head_dim, tokens),  # q k^T, per head
+                 Gemm(part, sequences, tokens, tokens, head_dim)]  # p v
+    if backward:
+        products += [Gemm(part, sequences, tokens, head_dim, tokens),  # dP = dO v^T
+                     Gemm(part, sequences, tokens, tokens, head_dim, count=3)]  # dv = P^T dO, dq = dS k, dk = dS^T q
+    return products
+
+
+def mae_step_gemms(model: torch.nn.Module, mask_ratio: float, images: int = 1, backward: bool = True) -> List[Gemm]:
+    """Every matrix product of one MAE training step on `images` images (forward, and backward when `backward`).
 
     Encoder on the 1 + L_keep visible tokens (cls included), decoder on all 1 + L tokens. The backward pass
-    costs twice the forward (input and weight gradients), except the patch embedding whose input (the image)
-    needs no gradient: once.
+    costs two products per forward one (input and weight gradients), except the patch embedding whose input (the
+    image) needs no gradient: one.
 
     Args:
         model: a `MaskedAutoencoderViT` (its widths, depths and grid are read from its modules).
         mask_ratio: fraction of patches removed; L_keep = int(L * (1 - mask_ratio)) as in `random_masking`.
+        images: the batch.
         backward: count the backward pass too (a training step) or only the forward.
-
-    Returns:
-        dict(patch_embed, encoder, decoder, total) in FLOPs per image.
     """
     num_patches = model.num_patches
     encoder_tokens = 1 + int(num_patches * (1 - mask_ratio))
     decoder_tokens = 1 + num_patches
     dim, decoder_dim = model.embed_dim, model.decoder_embed_dim
     patch_dim = model.patch_size ** 2 * model.in_chans
-    patch_embed = 2 * num_patches * patch_dim * dim  # the conv sees every patch, before masking
-    encoder = sum(_block_flops(encoder_tokens, dim, block.mlp.fc1.out_features) for block in model.blocks)
-    decoder = (2 * encoder_tokens * dim * decoder_dim  # decoder_embed
-               + sum(_block_flops(decoder_tokens, decoder_dim, block.mlp.fc1.out_features)
-                     for block in model.decoder_blocks)
-               + 2 * decoder_tokens * decoder_dim * patch_dim)  # decoder_pred (cls row included, dropped later)
-    factor = 3 if backward else 1
-    counts = dict(patch_embed=patch_embed * (2 if backward else 1), encoder=encoder * factor,
-                  decoder=decoder * factor)
+    # the patch conv sees every patch, before masking
+    products = _linear('patch_embed', images * num_patches, patch_dim, dim, backward, input_grad=False)
+    for block in model.blocks:
+        products += _block('encoder', images, encoder_tokens, dim, block.mlp.fc1.out_features,
+                           block.attn.num_heads, backward)
+    products += _linear('decoder', images * encoder_tokens, dim, decoder_dim, backward)  # decoder_embed
+    for block in model.decoder_blocks:
+        products += _block('decoder', images, decoder_tokens, decoder_dim, block.mlp.fc1.out_features,
+                           block.attn.num_heads, backward)
+    # decoder_pred (the cls row included, dropped later)
+    return products + _linear('decoder', images * decoder_tokens, decoder_dim, patch_dim, backward)
+
+
+def mae_step_gemm_flops(model: torch.nn.Module, mask_ratio: float, backward: bool = True) -> Dict[str, int]:
+    """GEMM FLOPs per image of one MAE training step (`mae_step_gemms`): dict(patch_embed, encoder, decoder,
+    total)."""
+    counts = dict(patch_embed=0, encoder=0, decoder=0)
+    for gemm in mae_step_gemms(model, mask_ratio, backward=backward):
+        counts[gemm.part] += gemm.flops
     counts['total'] = sum(counts.values())
     return counts
+
+
+def time_gemms(gemms: List[Gemm], dtype: torch.dtype, repeats: int = 5, device: str = 'cpu') -> float:
+    """Seconds that `gemms` take alone: each distinct shape is timed on fresh operands (the fastest of `repeats`
+    products after one warm-up) and counted as often as the step runs it.
+
+    The operands are contiguous; autograd's transposed views and the CPU flash-attention kernel's blocked
+    products differ a little from that, so this is an estimate of what the step's products cost, not a
+    replay of them.
+    """
+    calls: Dict[tuple, int] = {}
+    for gemm in gemms:
+        shape = (gemm.batch, gemm.m, gemm.k, gemm.n)
+        calls[shape] = calls.get(shape, 0) + gemm.count
+    total = 0.0
+    for (batch, m, k, n), count in calls.items():
+        a = torch.randn(batch, m, k, device=device).to(dtype)
+        b = torch.randn(batch, k, n, device=device).to(dtype)
+        if batch == 1:
+            a, b = a[0], b[0]
+        times = []
+        for index in range(repeats + 1):
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            torch.matmul(a, b)
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            if index:  # the first product warms up the kernel and the caches
+                times.append(time.perf_counter() - start)
+        total += count * min(times)
+    return total
 
 
 def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, repeats: int = 8, allocations: int = 3,

@@ -74,3 +74,14 @@ def test_pose_full_step_times_training_and_both_predict_paths():
     from mae_transfer.utils.configs import load_config
     flip_test = load_config(pose.TINY_CONFIG).model.get('test_cfg', {}).get('flip_test', True)
     assert result['config_flip_test'] == flip_test and result['peak_mem_gb'] > 0
+
+
+def test_pretrain_measure_reports_the_bound_and_the_gemm_ceiling():
+    from mae_transfer.tools.benchmark import pretrain
+    result = pretrain.measure('tiny', batch=2, img_size=32, mask_ratio=0.5, dtype='fp32', iters=1, warmup=0,
+                              threads=0, profile=False)
+    assert result['img_per_s'] > 0 and result['step_s'] > 0 and result['gemm_gflop_per_img'] > 0
+    # ratios against the same bound: the step's, and that of its products timed alone
+    assert result['of_bound'] == pytest.approx(result['img_per_s'] / result['bound_img_per_s'])
+    assert result['ceiling'] == pytest.approx(2 / result['gemm_s'] / result['bound_img_per_s'])
+    assert 0 < result['gemm_s'] and 0 < result['ceiling']

@@ -11,7 +11,10 @@ and backward on bf16 copies of fp32 master weights, no autocast (Bf16MasterWeigh
 
 Each row also prints the step's GEMM FLOPs per image (`utils.flops.mae_step_gemm_flops`), the bound they give
 at the matmul throughput measured on this machine in the dtype of the step's GEMMs (`matmul_flops_per_s`), and
-measured / bound: a figure that travels between machines.
+measured / bound: a figure that travels between machines. `GEMM s` times the step's own products alone at their
+shapes (`utils.flops.time_gemms`) and `ceiling` is the share of the bound they reach: small products (the
+encoder of a small batch sees few tokens) stay below the square-matrix speed, so the step's ratio cannot pass
+the ceiling, and the gap between the two is the non-GEMM work.
 
 Each measurement runs in a fresh process so that its peak memory is its own (CPU: peak RSS; GPU: peak
 allocated). Numbers are printed, never asserted: machines are shared and noisy.
@@ -25,7 +28,7 @@ import torch
 
 from mae_transfer.utils.benchmarking import (default_device, median, peak_memory_mib, print_profile,
                                              run_in_fresh_process, time_training_steps)
-from mae_transfer.utils.flops import mae_step_gemm_flops, matmul_flops_per_s
+from mae_transfer.utils.flops import mae_step_gemm_flops, mae_step_gemms, matmul_flops_per_s, time_gemms
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'bf16-master': None}
 GEMM_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'bf16-master': torch.bfloat16}
@@ -90,10 +93,13 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
         master.restore()
     gemm_gflop = mae_step_gemm_flops(model, mask_ratio)['total'] / 1e9  # per image
     bound_img_per_s = matmul_flops_per_s(GEMM_DTYPES[dtype], device=device) / 1e9 / gemm_gflop
+    # the step's own products alone, at their shapes: the closest the step can come to the bound
+    gemm_s = time_gemms(mae_step_gemms(model, mask_ratio, images=batch), GEMM_DTYPES[dtype], device=device)
     return dict(arch=arch, batch=batch, img_size=img_size, mask_ratio=mask_ratio, dtype=dtype, device=device,
                 threads=torch.get_num_threads(), step_s=step_s, img_per_s=batch / step_s,
                 gemm_gflop_per_img=gemm_gflop, bound_img_per_s=bound_img_per_s,
-                of_bound=batch / step_s / bound_img_per_s,
+                of_bound=batch / step_s / bound_img_per_s, gemm_s=gemm_s,
+                ceiling=batch / gemm_s / bound_img_per_s,
                 first_step_s=first_step_s, compile=compile_backend or 'no',
                 encoder_fwd_ms=1000 * median(encoder_times), peak_mem_mib=peak_memory_mib(device),
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
@@ -133,7 +139,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'MAE pretraining step (fwd + bwd + AdamW), {args.arch}, batch {batch}, {img_size}px; '
           f'median of {iters} steps after {warmup} warm-up')
     print(f'{"mask":>5} {"dtype":>11} {"img/s":>8} {"s/step":>8} {"first s":>8} {"enc fwd ms":>10} '
-          f'{"peak MiB":>9} {"GFLOP/img":>9} {"bound":>8} {"of bound":>8}  device  (compile: {args.compile or "no"})')
+          f'{"peak MiB":>9} {"GFLOP/img":>9} {"bound":>8} {"of bound":>8} {"GEMM s":>7} {"ceiling":>7}  '
+          f'device  (compile: {args.compile or "no"})')
     for mask_ratio in args.mask_ratios:
         for dtype in args.dtypes:
             command = [*child_command('pretrain'), '--single', '--arch', args.arch, '--batch', str(batch),
@@ -143,8 +150,11 @@ def main(argv: Optional[List[str]] = None) -> None:
             r = run_in_fresh_process(command + (['--profile'] if args.profile else []), show_stderr=True)
             print(f'{mask_ratio:>5.2f} {dtype:>11} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
                   f'{r["first_step_s"]:>8.2f} {r["encoder_fwd_ms"]:>10.0f} {r["peak_mem_mib"]:>9.0f} '
-                  f'{r["gemm_gflop_per_img"]:>9.1f} {r["bound_img_per_s"]:>8.2f} {r["of_bound"]:>8.0%}  '
+                  f'{r["gemm_gflop_per_img"]:>9.1f} {r["bound_img_per_s"]:>8.2f} {r["of_bound"]:>8.0%} '
+                  f'{r["gemm_s"]:>7.3f} {r["ceiling"]:>7.0%}  '
                   f'{r["device"]} ({r["threads"]} threads)', flush=True)
     print('bound: img/s if every GEMM of the step (GFLOP/img: patch embed, encoder on visible tokens, decoder on '
           'all, x3 for forward + backward) ran at the speed of the fastest 2048^3 matmul measured here in its '
-          'dtype (8 on each of 3 operand allocations)')
+          'dtype (8 on each of 3 operand allocations). GEMM s: the step\'s products timed alone at their own '
+          'shapes; ceiling: the share of the bound they reach, which is as close as the step can come by removing '
+          'non-GEMM work (LayerNorm, GELU, softmax, copies, the optimizer)')
