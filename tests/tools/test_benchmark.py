@@ -68,8 +68,9 @@ def test_seg_full_step_measures_a_training_forward_backward():
 
 def test_pose_full_step_times_training_and_both_predict_paths():
     from mae_transfer.tools.benchmark import pose
-    result = pose.full_step(pose.TINY_CONFIG, batch=1, steps=1, forward_batch=2)
+    result = pose.full_step(pose.TINY_CONFIG, batch=1, steps=1, forward_batch=2, compile='eager')  # dynamo traces
     assert (result['input'], result['train_batch'], result['forward_batch']) == ('128x96', 1, 2)
+    assert result['compile'] == 'eager' and result['first_train_step_s'] > 0 and result['first_predict_s'] > 0
     assert result['train_crops_per_s'] > 0 and result['flip_crops_per_s'] > 0 and result['plain_crops_per_s'] > 0
     from mae_transfer.utils.configs import load_config
     flip_test = load_config(pose.TINY_CONFIG).model.get('test_cfg', {}).get('flip_test', True)

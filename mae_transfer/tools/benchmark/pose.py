@@ -5,6 +5,7 @@
     python tools/benchmark.py pose full                  # ViT-B 256x192: training and inference crops/s, memory
     python tools/benchmark.py pose full --batch 4 --forward-batch 8 --steps 2   # quicker on a CPU
     python tools/benchmark.py pose full --config pose/heatmap_vit-large-p16_8xb64-210e_coco-256x192.py
+    python tools/benchmark.py pose full --compile            # the backbone compiled (inductor)
     python tools/benchmark.py pose all                   # tiny, then full
 
 tiny writes the synthetic keypoint set under data/ (`ensure_synthetic`, if missing). full measures, on random
@@ -61,8 +62,8 @@ def synthetic_crops(batch: int, height: int, width: int, device: str = 'cpu'):
 
 def time_predict(model: torch.nn.Module, crops: torch.Tensor, samples: list, steps: int, device: str,
                  amp: bool) -> List[float]:
-    """Seconds of each of `steps` calls of the model's predict path (flip test as its test_cfg says, heatmap
-    decoding and mapping back to image pixels included), after one warm-up call."""
+    """Seconds of a warm-up call of the model's predict path (flip test as its test_cfg says, heatmap decoding
+    and mapping back to image pixels included; compilation, if compiled) and of each of `steps` calls after it."""
     times = []
     with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
         for step in range(steps + 1):
@@ -70,19 +71,21 @@ def time_predict(model: torch.nn.Module, crops: torch.Tensor, samples: list, ste
                 torch.cuda.synchronize()
             start = time.perf_counter()
             model(crops, samples, mode='predict')  # ends in numpy: the decoding waits for the GPU
-            if step:
-                times.append(time.perf_counter() - start)
+            times.append(time.perf_counter() - start)
     return times
 
 
 def full_step(config: str = FULL_CONFIG, batch: int = 0, amp: bool = False, steps: int = 3,
-              forward_batch: int = 0) -> Dict[str, float]:
+              forward_batch: int = 0, compile: Optional[str] = None) -> Dict[str, float]:
     """Parameters, training crops/s (forward + backward + the config's optimizer step), inference crops/s of the
     predict path with and without the flip test, and the peak memory of a full-size pose model.
 
-    batch / forward_batch 0: the config's training / test batch on a GPU, 8 / 16 on the CPU. Run it in a fresh
-    process (`main` does) so that the peak memory is this measurement's.
+    batch / forward_batch 0: the config's training / test batch on a GPU, 8 / 16 on the CPU. compile: a
+    torch.compile backend for the backbone (as `tools/train.py --compile`); the first training step and the
+    first predict call, compilation included, are returned too. Run it in a fresh process (`main` does) so that
+    the peak memory is this measurement's.
     """
+    from mae_transfer.engine import compile_target
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
@@ -95,6 +98,8 @@ def full_step(config: str = FULL_CONFIG, batch: int = 0, amp: bool = False, step
 
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)  # layer decay, AdamW, gradient clipping
+    if compile:
+        compile_target(model).compile(backend=compile)
     compute_loss = synthetic_training_loss(cfg, model, batch, device)
     cost = time_training_steps(model, compute_loss, steps + 1, amp, device, optimizer=optim_wrapper)
     train_seconds = median(cost['step_s'][1:])  # after a warm-up step
@@ -103,15 +108,16 @@ def full_step(config: str = FULL_CONFIG, batch: int = 0, amp: bool = False, step
     crops, samples = synthetic_crops(forward_batch, height, width, device)
     flip_test = model.test_cfg.get('flip_test', True)
     model.test_cfg['flip_test'] = True
-    flip_seconds = median(time_predict(model, crops, samples, steps, device, amp))
+    flip_times = time_predict(model, crops, samples, steps, device, amp)
     model.test_cfg['flip_test'] = False
-    plain_seconds = median(time_predict(model, crops, samples, steps, device, amp))
+    plain_seconds = median(time_predict(model, crops, samples, steps, device, amp)[1:])
     model.test_cfg['flip_test'] = flip_test
     return dict(params_m=parameter_counts(model)['params_m'], input=f'{height}x{width}', device=device,
                 train_batch=batch, train_step_seconds=train_seconds, train_crops_per_s=batch / train_seconds,
-                forward_batch=forward_batch, flip_crops_per_s=forward_batch / flip_seconds,
+                forward_batch=forward_batch, flip_crops_per_s=forward_batch / median(flip_times[1:]),
                 plain_crops_per_s=forward_batch / plain_seconds, config_flip_test=flip_test,
-                peak_mem_gb=peak_memory_mib(device) / 1024, threads=torch.get_num_threads(), amp=amp)
+                peak_mem_gb=peak_memory_mib(device) / 1024, threads=torch.get_num_threads(), amp=amp,
+                compile=compile or 'no', first_train_step_s=cost['step_s'][0], first_predict_s=flip_times[0])
 
 
 def print_tiny(result: dict) -> None:
@@ -128,7 +134,10 @@ def print_full(result: dict) -> None:
           f"  inference (predict, decoding included, batch {result['forward_batch']}): "
           f"{result['flip_crops_per_s']:.2f} crops/s with flip test, {result['plain_crops_per_s']:.2f} without "
           f"(the config: flip_test={result['config_flip_test']})\n"
-          f"  peak memory {result['peak_mem_gb']:.2f} GB "
+          + (f"  compiled ({result['compile']}): first training step {result['first_train_step_s']:.1f} s, "
+             f"first predict call {result['first_predict_s']:.1f} s (compilation included)\n"
+             if result.get('compile', 'no') != 'no' else '')
+          + f"  peak memory {result['peak_mem_gb']:.2f} GB "
           f"({'peak allocated' if result['device'] == 'cuda' else 'peak RSS'})")
 
 
@@ -138,10 +147,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         child_command('pose'), __doc__, batch=0, steps=3, configs=(TINY_CONFIG, FULL_CONFIG),
         tiny_check=tiny_learning_check, full_step=full_step, print_tiny=print_tiny, print_full=print_full,
         argv=argv, modes=('tiny', 'full', 'all'), data_root='data/synthetic_pose',
-        work_dir='work_dirs/benchmark_pose_tiny', report_load=True, full_options=('forward_batch',),
+        work_dir='work_dirs/benchmark_pose_tiny', report_load=True, full_options=('forward_batch', 'compile'),
         add_arguments=add_pose_arguments)
 
 
 def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--forward-batch', type=int, default=0,
                         help="full: crops per timed predict call (0: the config's test batch on a GPU, 16 on CPU)")
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='full: torch.compile the backbone first (as tools/train.py --compile); the first '
+                             'training step and predict call, compilation included, are printed')
