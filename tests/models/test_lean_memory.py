@@ -28,7 +28,7 @@ def saved_bytes(forward: Callable[[], torch.Tensor], *parameters: torch.Tensor) 
 
 
 @pytest.mark.parametrize('amp', [False, True])
-def test_lean_mlp_equals_timm_mlp_and_keeps_a_quarter_less(amp):
+def test_lean_mlp_equals_timm_mlp_and_keeps_one_hidden_tensor_less(amp):
     torch.manual_seed(0)
     plain, lean = Mlp(32, 128), LeanMlp(32, 128)
     lean.load_state_dict(plain.state_dict())  # same parameter names: checkpoints load unchanged

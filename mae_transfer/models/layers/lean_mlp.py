@@ -4,7 +4,8 @@ Autograd keeps two [tokens, hidden] tensors per MLP for the backward pass: fc1's
 and GELU's output (for fc2's weight gradient). They are the largest activations of a ViT block: at ViT-B's
 hidden width 3072 they hold 8x the block's [tokens, 768] input, 48 MiB each for ViTDet's 4096 tokens.
 `GeluLinear` keeps only fc1's output and recomputes GELU from it when the gradient arrives: one elementwise
-pass (about 1 % of a ViT-B step) for a quarter of the block's activation memory. The products, their dtypes and
+pass (about 1 % of a ViT-B step) for about a quarter of what a plain block keeps (4 of 17 token-widths: the
+norms' and projections' inputs, q, k, v and the attention output, and the MLP's three). The products, their dtypes and
 their order are autograd's own, so values and gradients are the same as the plain MLP's (a test checks both,
 fp32 and under bf16 autocast).
 
