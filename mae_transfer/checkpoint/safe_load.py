@@ -25,12 +25,14 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from ..utils.user_errors import UserError
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+
+class UnsafeCheckpointError(pickle.UnpicklingError, UserError):
     """A checkpoint holds a class that is not on the allowlist, so unpickling it could run code."""
 
 
-class CorruptCheckpointError(RuntimeError):
+class CorruptCheckpointError(RuntimeError, UserError):
     """The file is not a PyTorch checkpoint, or it is truncated or damaged."""
 
 
@@ -90,7 +92,8 @@ def safe_torch_load(path: str, map_location: Union[str, torch.device, None] = 'c
 
 def _corrupt(path: str, error: Exception) -> CorruptCheckpointError:
     size = osp.getsize(path) if osp.isfile(path) else 0
-    reason = ' '.join(str(error).split('WeightsUnpickler error:', 1)[-1].split())[:200]
+    reason = ' '.join(str(error).split('WeightsUnpickler error:', 1)[-1].split())
+    reason = reason.split(' Check the documentation of torch.load')[0][:200]  # torch's generic advice: not ours
     return CorruptCheckpointError(
         f'{path} ({size} bytes) is not a readable PyTorch checkpoint: it is empty, truncated (an interrupted '
         f'download or copy?) or another kind of file. torch said: {type(error).__name__}: {reason}')

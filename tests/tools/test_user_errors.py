@@ -65,6 +65,18 @@ def test_unknown_checkpoint_format_in_convert_and_in_infer(tmp_path, capsys):
     assert status == 2 and err.startswith('mae-transfer infer: error: ') and 'cannot identify this checkpoint' in err
 
 
+def test_corrupt_checkpoint_given_to_infer_is_one_line(tmp_path, capsys):
+    truncated = tmp_path / 'epoch_12.pth'
+    truncated.write_bytes(b'not a checkpoint')  # what an interrupted copy or an HTML error page leaves
+    image = tmp_path / 'a.png'
+    image.write_bytes(b'')
+    status, err = run(infer.main, 'infer', [TINY_CLS, str(truncated), str(image), '--out-dir', str(tmp_path)],
+                      capsys)
+    assert status == 2 and 'Traceback' not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f'mae-transfer infer: error: {truncated} (16 bytes) is not a readable PyTorch checkpoint')
+    assert 'Check the documentation' not in err  # torch's generic advice is cut
+
+
 def test_undecodable_image_and_video_given_to_infer(tmp_path, capsys):
     from mae_transfer.apis import init_model
     checkpoint = tmp_path / 'cls.pth'
