@@ -186,7 +186,8 @@ def load_classifier_weights(classifier: nn.Module, checkpoint: Union[PathLike, M
         report = load_weights(classifier.backbone, loaded, checkpoint_grid=hints.get('grid_size'), format=format,
                               log=False)
     except ValueError as error:  # UnknownCheckpointFormatError too
-        raise type(error)(f'{source}: {error}') from error
+        message = str(error)  # load_weights names an already loaded checkpoint as we do: say it once
+        raise type(error)(message if message.startswith(f'{source}: ') else f'{source}: {message}') from error
     report.source = source
     own = classifier.state_dict()
     head = split_classifier_head(loaded)

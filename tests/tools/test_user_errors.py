@@ -63,6 +63,7 @@ def test_unknown_checkpoint_format_in_convert_and_in_infer(tmp_path, capsys):
     image.write_bytes(b'')
     status, err = run(infer.main, 'infer', [TINY_CLS, str(resnet), str(image), '--out-dir', str(tmp_path)], capsys)
     assert status == 2 and err.startswith('mae-transfer infer: error: ') and 'cannot identify this checkpoint' in err
+    assert err.count('the given checkpoint') <= 1  # named once, not once per loading layer
 
 
 def test_corrupt_checkpoint_given_to_infer_is_one_line(tmp_path, capsys):
