@@ -10,14 +10,14 @@ the same command again. `--url-override` fetches from a mirror; `--sha256` verif
 (none is recorded for the official files).
 """
 import argparse
+import difflib
 import sys
 from typing import List, Optional
 
 from mmengine.logging import MMLogger
 
 import mae_transfer  # noqa: F401  (checkpoint allowlist)
-from mae_transfer.checkpoint import (MODEL_ZOO, ChecksumMismatch, DownloadInterrupted, UnknownCheckpointFormatError,
-                                     fetch_checkpoint)
+from mae_transfer.checkpoint import MODEL_ZOO, ChecksumMismatch, DownloadInterrupted, fetch_checkpoint
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -40,13 +40,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f'{"":34s} {entry.purpose}')
         return 0 if args.list else 2
     if args.name not in MODEL_ZOO:
-        print(f'error: unknown checkpoint {args.name!r}; known: {", ".join(MODEL_ZOO)}', file=sys.stderr)
-        return 2
+        close = difflib.get_close_matches(args.name, MODEL_ZOO, n=1)
+        hint = f'did you mean {close[0]}? ' if close else ''
+        raise SystemExit(f'unknown checkpoint {args.name!r}; {hint}known: {", ".join(MODEL_ZOO)}')  # status 2
     try:
         raw, converted, meta = fetch_checkpoint(args.name, args.dest, url_override=args.url_override,
                                                 sha256=args.sha256, convert=not args.no_convert,
                                                 progress=not args.no_progress, retries=args.retries)
-    except (DownloadInterrupted, ChecksumMismatch, UnknownCheckpointFormatError, OSError) as error:
+    except (DownloadInterrupted, ChecksumMismatch, OSError) as error:  # the network's or the file's fault: 1
         print(f'error: {error}', file=sys.stderr)
         return 1
     print(f'downloaded {raw}')

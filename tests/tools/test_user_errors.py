@@ -78,6 +78,13 @@ def test_corrupt_checkpoint_given_to_infer_is_one_line(tmp_path, capsys):
     assert 'Check the documentation' not in err  # torch's generic advice is cut
 
 
+def test_misspelt_zoo_name_in_download_names_the_close_one(capsys):
+    from mae_transfer.tools import download
+    status, err = run(download.main, 'download', ['mae_pretrain_vit_bse'], capsys)
+    assert status == 2 and err.startswith("mae-transfer download: error: unknown checkpoint 'mae_pretrain_vit_bse'; "
+                                          'did you mean mae_pretrain_vit_base?')
+
+
 def test_undecodable_image_and_video_given_to_infer(tmp_path, capsys):
     from mae_transfer.apis import init_model
     checkpoint = tmp_path / 'cls.pth'
