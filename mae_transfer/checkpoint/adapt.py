@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model.weight_init import initialize
 from torch import nn
 
 from ..models.layers.beit_attention import grid_of_table, rel_pos_bias_table_size, resize_rel_pos_bias_table
 from ..models.layers.pos_embed import GridSize, grid_tuple, resize_pos_embed
+from ..models.layers.window_attention import interpolate_rel_pos
 from .canonical import Canonical, CheckpointMeta, canonicalize
 from .files import PathLike, read_checkpoint_file, resolve_checkpoint_path
 from .formats import UnknownCheckpointFormatError, dropped_kind, leading_kind, split_classifier_head
@@ -307,7 +307,7 @@ def _fit(state_dict: Dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], m
             report.resized_keys.append(key)
         elif (key.endswith(NEW_BY_DESIGN_SUFFIXES) and key in own and value.shape != own[key].shape
                 and value.shape[1:] == own[key].shape[1:]):
-            state_dict[key] = _resize_rel_pos(value, own[key].shape[0])
+            state_dict[key] = interpolate_rel_pos(value.float(), own[key].shape[0]).to(value.dtype)
             report.resized_keys.append(key)
     if has_decoder and 'decoder_pos_embed' in state_dict and 'decoder_pos_embed' in own:
         if state_dict['decoder_pos_embed'].shape != own['decoder_pos_embed'].shape or other_grid:
@@ -319,12 +319,6 @@ def _fit(state_dict: Dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], m
         noun = 'model' if has_decoder else 'backbone'
         raise ValueError(f'{report.source} does not fit this {noun} (another arch, patch size or decoder width?):'
                          '\n  ' + '\n  '.join(mismatched))
-
-
-def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
-    """Linear interpolation of a rel-pos table [M, d] to [length, d] (as ViTDet's get_rel_pos)."""
-    resized = F.interpolate(table.float().t().unsqueeze(0), size=length, mode='linear')  # [1, d, length]
-    return resized.squeeze(0).t().to(table.dtype)  # [length, d]
 
 
 def convert_backbone_keys_hook(module: nn.Module, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:

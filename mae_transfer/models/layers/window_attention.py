@@ -77,16 +77,15 @@ def window_unpartition(windows: torch.Tensor, window_size: int, padded_hw: Tuple
     return x
 
 
-def resize_rel_pos(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
-    """The relative-position table for `size` tokens along one axis: [2 * size - 1, d], rows for the offsets
-    -(size - 1) .. size - 1. A table learnt for another size is linearly interpolated (align_corners=False, as
-    ViTDet's `get_rel_pos`)."""
-    num_offsets = 2 * size - 1
+def interpolate_rel_pos(rel_pos: torch.Tensor, num_offsets: int) -> torch.Tensor:
+    """A relative-position table [M, d] at `num_offsets` rows: linearly interpolated (align_corners=False, as
+    ViTDet's `get_rel_pos`) when M differs, the table itself otherwise. `size` tokens along an axis need
+    2 * size - 1 rows, for the offsets -(size - 1) .. size - 1."""
     if rel_pos.shape[0] == num_offsets:
         return rel_pos
     table = rel_pos.t().unsqueeze(0)  # table: [1, d, M], channels first for 1D interpolation
-    table = F.interpolate(table, size=num_offsets, mode='linear')  # table: [1, d, 2*size-1]
-    return table.squeeze(0).t()  # [2*size-1, d]
+    table = F.interpolate(table, size=num_offsets, mode='linear')  # table: [1, d, num_offsets]
+    return table.squeeze(0).t()  # [num_offsets, d]
 
 
 def offset_index(size: int, device: torch.device) -> torch.Tensor:
@@ -105,7 +104,7 @@ def get_rel_pos(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
     Returns:
         [size, size, d]: entry [i, k] embeds the offset i - k.
     """
-    return resize_rel_pos(size, rel_pos)[offset_index(size, rel_pos.device)]
+    return interpolate_rel_pos(rel_pos, 2 * size - 1)[offset_index(size, rel_pos.device)]
 
 
 def decomposed_rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
@@ -129,7 +128,8 @@ def decomposed_rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w
     """
     n, heads, length, dim = q.shape
     grid_h, grid_w = grid_hw
-    tables = torch.cat([resize_rel_pos(grid_h, rel_pos_h), resize_rel_pos(grid_w, rel_pos_w)]).to(q.dtype)
+    tables = torch.cat([interpolate_rel_pos(rel_pos_h, 2 * grid_h - 1),
+                        interpolate_rel_pos(rel_pos_w, 2 * grid_w - 1)]).to(q.dtype)  # [2h-1 + 2w-1, d]
     scores = q.reshape(-1, dim) @ tables.t()  # scores: [N*heads*L, (2h-1) + (2w-1)], q . every table row
     scores = scores.view(n, heads, grid_h, grid_w, -1)  # scores: [N, heads, h, w, 2h-1 + 2w-1]
     # for query (row r, column c): the table rows of the offsets r - k (key rows k) and, after the h-table,
@@ -262,4 +262,4 @@ class WindowRelPosAttention(Attention):
 
 
 __all__ = ['WindowRelPosAttention', 'decomposed_rel_pos_terms', 'folded_rel_pos_attention', 'get_rel_pos',
-           'offset_index', 'rel_pos_bias', 'resize_rel_pos', 'window_partition', 'window_unpartition']
+           'interpolate_rel_pos', 'offset_index', 'rel_pos_bias', 'window_partition', 'window_unpartition']
