@@ -24,11 +24,19 @@ SOURCES = ('setup.py', 'pyproject.toml', 'README.md', 'MANIFEST.in', 'mae_transf
 TINY_PRETRAIN = 'pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 
 
+def start(command, cwd: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([str(part) for part in command], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def succeeded(process: subprocess.Popen, timeout: int = 300) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f'{process.args}\n{stdout[-3000:]}\n{stderr[-3000:]}'
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def run(command, cwd: Path, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, f'{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
-    return result
+    return succeeded(start(command, cwd, env), timeout)
 
 
 @pytest.fixture(scope='module')
@@ -80,30 +88,37 @@ def test_the_installed_package_is_the_wheel_with_its_configs(installed):
 
 def test_help_convert_and_train_run_from_the_wheel(installed):
     work, env, command = installed['work'], installed['env'], installed['command']
-    listing = run([command, '--help'], work, env).stdout
-    assert 'mae-transfer train' in listing and 'benchmark' in listing
-
-    # an official-layout MAE checkpoint ({'model': ...}, encoder and decoder) of the tiny size
-    torch.manual_seed(0)
-    torch.save({'model': mae_vit_tiny_patch16(img_size=32).state_dict()}, work / 'official_tiny.pth')
-    converted = run([command, 'convert', 'official_tiny.pth', 'tiny_encoder.safetensors'], work, env).stdout
-    assert 'encoder tensors' in converted and 'wrote tiny_encoder.safetensors' in converted
-    from safetensors.torch import load_file
-    assert 'blocks.0.attn.qkv.weight' in load_file(work / 'tiny_encoder.safetensors')
-
-    # the tiny pretraining config, named relative to configs/, on a few images in ./data/ (its default data root)
+    # the tiny pretraining config, named relative to configs/, on a few images in ./data/ (its default data root);
+    # started first and checked last: each command is one process busy on one core, the others run beside it
     ensure_synthetic('pretrain', work / 'data' / 'synthetic_images', num_images=8, size_range=(40, 56))
-    run([command, 'train', TINY_PRETRAIN, '--epochs', '2', '--work-dir', 'work_dirs/tiny', '--cfg-options',
-         'model.img_size=32', 'train_dataloader.dataset.crop_size=32', 'train_dataloader.batch_size=4',
-         'auto_scale_lr.base_batch_size=4', 'train_dataloader.num_workers=0',
-         'train_dataloader.persistent_workers=False', 'custom_hooks=[]', 'default_hooks.checkpoint.interval=1',
-         'default_hooks.logger.interval=1'], work, env)
+    train = start([command, 'train', TINY_PRETRAIN, '--epochs', '2', '--work-dir', 'work_dirs/tiny', '--cfg-options',
+                   'model.img_size=32', 'train_dataloader.dataset.crop_size=32', 'train_dataloader.batch_size=4',
+                   'auto_scale_lr.base_batch_size=4', 'train_dataloader.num_workers=0',
+                   'train_dataloader.persistent_workers=False', 'custom_hooks=[]',
+                   'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1'], work, env)
+    try:
+        listing = run([command, '--help'], work, env).stdout
+        assert 'mae-transfer train' in listing and 'benchmark' in listing
+
+        # an official-layout MAE checkpoint ({'model': ...}, encoder and decoder) of the tiny size
+        torch.manual_seed(0)
+        torch.save({'model': mae_vit_tiny_patch16(img_size=32).state_dict()}, work / 'official_tiny.pth')
+        converted = run([command, 'convert', 'official_tiny.pth', 'tiny_encoder.safetensors'], work, env).stdout
+        assert 'encoder tensors' in converted and 'wrote tiny_encoder.safetensors' in converted
+        from safetensors.torch import load_file
+        assert 'blocks.0.attn.qkv.weight' in load_file(work / 'tiny_encoder.safetensors')
+
+        missing = subprocess.run([command, 'train', 'det/mask-rcnn_vit-b-mae_lsj-100e_coco.py'], cwd=work, env=env,
+                                 capture_output=True, text=True, timeout=300)
+        assert missing.returncode != 0 and 'det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py' in (
+            missing.stderr)
+
+        succeeded(train)
+    finally:
+        if train.poll() is None:  # an assertion above failed
+            train.kill()
+            train.communicate()
     assert (work / 'work_dirs' / 'tiny' / 'epoch_2.pth').is_file()
     scalars = next((work / 'work_dirs' / 'tiny').rglob('scalars.json')).read_text().splitlines()
     losses = [json.loads(line)['loss'] for line in scalars if 'loss' in json.loads(line)]
     assert len(losses) >= 2 and all(loss == loss and loss > 0 for loss in losses)  # 2 epochs x 2 steps, finite
-
-    missing = subprocess.run([command, 'train', 'det/mask-rcnn_vit-b-mae_lsj-100e_coco.py'], cwd=work, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert missing.returncode != 0 and 'det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py' in (
-        missing.stderr)
