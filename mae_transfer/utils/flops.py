@@ -10,7 +10,7 @@ encoder of a batch of 8 sees 400 visible tokens), and `time_gemms` measures them
 step can come no closer to the bound than they do, whatever non-GEMM work is removed (the "ceiling").
 """
 import time
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 import torch
 
@@ -92,6 +92,23 @@ def mae_step_gemm_flops(model: torch.nn.Module, mask_ratio: float, backward: boo
     return counts
 
 
+def fastest_product_s(a: torch.Tensor, b: torch.Tensor, repeats: int, warmups: int, device: str = 'cpu',
+                      out: Optional[torch.Tensor] = None) -> float:
+    """Seconds of the fastest of `repeats` timed products `a @ b` (into `out` if given), after `warmups` untimed
+    ones that warm up the kernel and the caches."""
+    times = []
+    for index in range(warmups + repeats):
+        if device == 'cuda':
+            torch.cuda.synchronize()  # queued kernels must not count
+        start = time.perf_counter()
+        torch.matmul(a, b, out=out)
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        if index >= warmups:
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def time_gemms(gemms: List[Gemm], dtype: torch.dtype, repeats: int = 5, device: str = 'cpu') -> float:
     """Seconds that `gemms` take alone: each distinct shape is timed on fresh operands (the fastest of `repeats`
     products after one warm-up) and counted as often as the step runs it.
@@ -110,17 +127,7 @@ def time_gemms(gemms: List[Gemm], dtype: torch.dtype, repeats: int = 5, device: 
         b = torch.randn(batch, k, n, device=device).to(dtype)
         if batch == 1:
             a, b = a[0], b[0]
-        times = []
-        for index in range(repeats + 1):
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            torch.matmul(a, b)
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            if index:  # the first product warms up the kernel and the caches
-                times.append(time.perf_counter() - start)
-        total += count * min(times)
+        total += count * fastest_product_s(a, b, repeats, warmups=1, device=device)
     return total
 
 
@@ -134,18 +141,11 @@ def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, repeats: int = 8, a
     at either ~83 or ~148 GFLOP/s, depending on the operands' allocation, for all of a run's repeats; a median of
     a few products on one allocation moved the bound by 1.8x between processes.
     """
-    times = []
+    fastest = float('inf')
     for _ in range(allocations):
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
         out = torch.empty(size, size, device=device, dtype=dtype)
-        for index in range(repeats + 2):
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            torch.mm(a, b, out=out)
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            if index >= 2:  # the first products warm up the kernels (oneDNN builds its bf16 kernels) and caches
-                times.append(time.perf_counter() - start)
-    return 2 * size ** 3 / min(times)
+        # two warm-ups: oneDNN builds its bf16 kernels on the first product
+        fastest = min(fastest, fastest_product_s(a, b, repeats, warmups=2, device=device, out=out))
+    return 2 * size ** 3 / fastest

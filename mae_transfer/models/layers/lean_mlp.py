@@ -62,7 +62,7 @@ class GeluLinear(torch.autograd.Function):
 class LeanMlp(Mlp):
     """timm's `Mlp` (same arguments, same parameter names) whose training forward keeps fc1's output only."""
 
-    def lean_path_applies(self, x: torch.Tensor) -> bool:
+    def lean_path_applies(self) -> bool:
         """Exactly equal to timm's forward, and worth it: a GELU MLP without dropout or inner norm, under grad."""
         return (torch.is_grad_enabled() and isinstance(self.act, nn.GELU) and isinstance(self.norm, nn.Identity)
                 and not (self.training and (self.drop1.p > 0 or self.drop2.p > 0))
@@ -70,7 +70,7 @@ class LeanMlp(Mlp):
                 and not torch.jit.is_scripting())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.lean_path_applies(x):
+        if not self.lean_path_applies():
             return super().forward(x)
         hidden = self.fc1(x)  # hidden: [..., hidden_features]
         return GeluLinear.apply(hidden, self.fc2.weight, self.fc2.bias, self.act.approximate)

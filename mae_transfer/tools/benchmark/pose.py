@@ -136,7 +136,7 @@ def print_full(result: dict) -> None:
           f"(the config: flip_test={result['config_flip_test']})\n"
           + (f"  compiled ({result['compile']}): first training step {result['first_train_step_s']:.1f} s, "
              f"first predict call {result['first_predict_s']:.1f} s (compilation included)\n"
-             if result.get('compile', 'no') != 'no' else '')
+             if result['compile'] != 'no' else '')
           + f"  peak memory {result['peak_mem_gb']:.2f} GB "
           f"({'peak allocated' if result['device'] == 'cuda' else 'peak RSS'})")
 
