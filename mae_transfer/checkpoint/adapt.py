@@ -26,7 +26,7 @@ decoder's keys when the file is encoder-only; both are reported as expected.
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -83,9 +83,22 @@ class LoadReport:
         return not self.missing_keys and not self.unexpected_keys
 
 
+def open_checkpoint(checkpoint: Union[PathLike, Mapping[str, Any]],
+                    source: Optional[str] = None) -> Tuple[str, Mapping[str, Any], Dict[str, Any]]:
+    """(the name messages use, the loaded checkpoint, hints read from the file) of a path or a loaded checkpoint.
+
+    A path names itself; an already loaded checkpoint is `source`, or 'the given checkpoint'.
+    """
+    if isinstance(checkpoint, (str, os.PathLike)):
+        path = os.fspath(checkpoint)
+        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(path, prefer_safetensors=False))
+        return path, loaded, hints
+    return source or 'the given checkpoint', checkpoint, {}
+
+
 def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]], prefix: Optional[str] = None,
                  strict: bool = False, checkpoint_grid: Optional[GridSize] = None,
-                 format: str = 'auto', log: bool = True) -> LoadReport:
+                 format: str = 'auto', log: bool = True, source: Optional[str] = None) -> LoadReport:
     """Load a checkpoint of any supported format into a mae_transfer ViT and log what happened.
 
     Args:
@@ -100,6 +113,8 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
             (a learned, non-square table without metadata).
         format: 'auto' or one of `formats.CHECKPOINT_FORMATS`.
         log: log the report (False for a caller that completes it and logs it: `load_classifier_weights`).
+        source: how messages and the report name an already loaded checkpoint (a caller that read the file
+            passes its path); 'the given checkpoint' when left out.
 
     Returns:
         a `LoadReport`.
@@ -112,11 +127,7 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
     if 'pos_embed' not in own or not hasattr(model, 'grid_size'):
         raise TypeError(f'load_weights loads a ViT (a model with pos_embed and grid_size), not a '
                         f'{type(model).__name__}: pass its ViT (backbone, mae)')
-    if isinstance(checkpoint, (str, os.PathLike)):
-        source = os.fspath(checkpoint)
-        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(source, prefer_safetensors=False))
-    else:
-        source, loaded, hints = 'the given checkpoint', checkpoint, {}
+    source, loaded, hints = open_checkpoint(checkpoint, source)
     if checkpoint_grid is not None:
         hints['grid_size'] = grid_tuple(checkpoint_grid)
     try:
@@ -177,18 +188,10 @@ def load_classifier_weights(classifier: nn.Module, checkpoint: Union[PathLike, M
     Raises:
         ValueError: the head does not fit (another number of classes) or the encoder does not.
     """
-    if isinstance(checkpoint, (str, os.PathLike)):
-        source = os.fspath(checkpoint)
-        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(source, prefer_safetensors=False))
-    else:
-        source, loaded, hints = 'the given checkpoint', checkpoint, {}
-    try:
-        report = load_weights(classifier.backbone, loaded, checkpoint_grid=hints.get('grid_size'), format=format,
-                              log=False)
-    except ValueError as error:  # UnknownCheckpointFormatError too
-        message = str(error)  # load_weights names an already loaded checkpoint as we do: say it once
-        raise type(error)(message if message.startswith(f'{source}: ') else f'{source}: {message}') from error
-    report.source = source
+    source, loaded, hints = open_checkpoint(checkpoint)
+    # load_weights names the checkpoint as we do in its errors (each starts with `source: `) and in the report
+    report = load_weights(classifier.backbone, loaded, checkpoint_grid=hints.get('grid_size'), format=format,
+                          log=False, source=source)
     own = classifier.state_dict()
     head = split_classifier_head(loaded)
     placed: Dict[str, torch.Tensor] = {}

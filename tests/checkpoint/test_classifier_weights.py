@@ -173,3 +173,15 @@ def test_apis_init_model_reads_an_official_finetuned_file(tmp_path):
     image = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         assert relative_error(model(image, mode='tensor'), reference(image)) < 1e-4
+
+
+def test_an_unknown_file_is_named_by_its_path_once(tmp_path):
+    resnet = tmp_path / 'resnet.pth'
+    torch.save({'conv1.weight': torch.ones(2, 3, 3, 3)}, resnet)
+    classifier = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=3)
+    with pytest.raises(checkpoint_package.UnknownCheckpointFormatError) as error:
+        load_classifier_weights(classifier, str(resnet))
+    message = str(error.value)
+    assert message.startswith(f'{resnet}: cannot identify this checkpoint') and 'the given checkpoint' not in message
+    with pytest.raises(checkpoint_package.UnknownCheckpointFormatError, match=r'^the given checkpoint: cannot'):
+        load_classifier_weights(classifier, torch.load(resnet))  # already loaded: named once
