@@ -8,7 +8,8 @@ num_classes = 8
 img_size = 128  # the tiny MAE pretraining size: pos_embed grid of its checkpoint
 input_size = 64  # training and evaluation crops; pos_embed is resized to the 4 x 4 grid on the fly
 model = dict(num_classes=num_classes,
-             backbone=dict(arch='tiny', img_size=img_size, drop_path_rate=0.1, init_cfg=None),
+             backbone=dict(arch='tiny', img_size=img_size, drop_path_rate=0.1,
+                           init_cfg=dict(type='Pretrained', checkpoint=None)),  # random (a child may set checkpoint)
              mixup=dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.5))  # every other batch: a short schedule
 
 data_root = 'data/synthetic_cls'

@@ -7,7 +7,9 @@ _base_ = ['./linear-probe_vit-base-p16_8xb2048-lars-coslr-90e_in1k-224x224.py']
 num_classes = 8
 img_size = 128  # the tiny MAE pretraining size: pos_embed grid of its checkpoint
 input_size = 64  # crops; pos_embed is resized to the 4 x 4 grid on the fly
-model = dict(num_classes=num_classes, backbone=dict(arch='tiny', img_size=img_size, init_cfg=None))
+model = dict(num_classes=num_classes,
+             backbone=dict(arch='tiny', img_size=img_size,
+                           init_cfg=dict(type='Pretrained', checkpoint=None)))  # random (a child may set checkpoint)
 
 data_root = 'data/synthetic_cls'
 train_transform = dict(input_size=input_size, scale=(0.35, 1.0))

@@ -23,7 +23,7 @@ model = dict(
         window_size=4,  # 8 x 8 tokens at 128 px: 2 x 2 windows
         global_attn_indexes=(1, 3),
         rel_pos_img_size=128,
-        init_cfg=None),
+        init_cfg=dict(type='Pretrained', checkpoint=None)),  # random (a child may set checkpoint)
     neck=dict(in_channels=192, out_channels=channels),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(

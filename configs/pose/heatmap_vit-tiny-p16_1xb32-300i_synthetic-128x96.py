@@ -7,7 +7,8 @@ _base_ = ['./heatmap_vit-base-p16_8xb64-210e_coco-256x192.py']
 input_size = (96, 128)  # (w, h)
 codec = dict(type='UDPHeatmap', input_size=input_size, heatmap_size=(96 // 4, 128 // 4), sigma=2)
 model = dict(
-    backbone=dict(arch='tiny', img_size=(128, 96), drop_path_rate=0.1, init_cfg=None),  # the input grid, 8x6
+    backbone=dict(arch='tiny', img_size=(128, 96), drop_path_rate=0.1,  # img_size: the input grid, 8x6
+                  init_cfg=dict(type='Pretrained', checkpoint=None)),  # random (a child may set checkpoint)
     head=dict(deconv_out_channels=(128, 128)),
     codec=codec,
     test_cfg=dict(flip_test=False))

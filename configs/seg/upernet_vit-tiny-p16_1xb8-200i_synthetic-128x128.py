@@ -14,7 +14,7 @@ norm_cfg = dict(type='BN', requires_grad=True)  # one process: no SyncBN
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(arch='tiny', img_size=crop_size[0], out_indices=(0, 1, 2, 3), drop_path_rate=0.1,
-                  init_cfg=None),  # random; --pretrained CKPT loads a tiny MAE (any supported format)
+                  init_cfg=dict(type='Pretrained', checkpoint=None)),  # random (a child may set checkpoint)
     neck=dict(embed_dim=embed_dim, norm_cfg=norm_cfg),
     decode_head=dict(in_channels=[embed_dim] * 4, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=embed_dim, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),

@@ -27,25 +27,26 @@ ImageLike = Union[str, Path, np.ndarray, Image.Image]
 
 
 def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None,
-               device: str = 'cpu') -> torch.nn.Module:
+               device: str = 'cpu', allow_partial: bool = False) -> torch.nn.Module:
     """The config's classifier in eval mode with the checkpoint's weights; `model.dataset_meta['classes']` holds
     the class names and `model.cfg` the config.
 
     Args:
         config: the config the checkpoint was trained with (a path or a Config; not modified).
         checkpoint: a whole classifier: ours (mmengine format), an official fine-tuned MAE file or a timm ViT
-            classifier, head included (`ViTClassifier.load_checkpoint`); None keeps the initialisation.
+            classifier, head included (`mae_transfer.checkpoint.load_weights`); None keeps the initialisation.
         device: 'cpu' or 'cuda[:N]'.
+        allow_partial: go on when the checkpoint leaves a part of the model (the head) at its initialisation.
     """
-    from ..checkpoint import read_checkpoint_file, resolve_checkpoint_path
+    from ..checkpoint import load_weights, read_checkpoint_file, resolve_checkpoint_path
     from ..utils.configs import build_model
     cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
     model = build_model(cfg)
     loaded: Any = {}
     if checkpoint is not None:
-        loaded, _ = read_checkpoint_file(resolve_checkpoint_path(checkpoint, prefer_safetensors=False))
-        model.load_checkpoint(loaded, strict=True)
+        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(checkpoint, prefer_safetensors=False))
+        load_weights(model, loaded, source=str(checkpoint), hints=hints, complete=not allow_partial)
     model.to(device).eval()
     meta = loaded.get('meta')
     classes = list(((meta if isinstance(meta, dict) else {}).get('dataset_meta') or {}).get('classes') or [])

@@ -4,9 +4,9 @@
     model = init_model('configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py', 'iter_600.pth')
     predictions = inference(model, ['a.jpg', 'b.jpg'])   # DetDataSample per image
 
-The model is built and loaded by mmdet's `init_detector` (class names from the checkpoint's `dataset_meta`, else
-from the config's test dataset); images go through the config's test pipeline without its annotation loading,
-and `mae_transfer.visualization.draw_detections` (mmdet's `DetLocalVisualizer`) draws boxes, masks, class names
+The model is built by mmdet's `init_detector` and loaded by `mae_transfer.checkpoint.load_weights` (class names
+from the checkpoint's `dataset_meta`, else from the config's test dataset, else COCO's); images go through the
+config's test pipeline without its annotation loading, and `mae_transfer.visualization.draw_detections` (mmdet's `DetLocalVisualizer`) draws boxes, masks, class names
 and scores. mmdet is imported inside the functions, so importing `mae_transfer.apis` stays light.
 """
 import copy
@@ -23,21 +23,37 @@ from ..visualization import render_detections
 ImageLike = Union[str, Path, np.ndarray]
 
 
-def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+               allow_partial: bool = False) -> nn.Module:
     """A detector in eval mode with the trained weights of `checkpoint` (the backbone's pretrained init is skipped).
 
     Args:
         config: the config the checkpoint was trained with (a path or a Config; not modified).
-        checkpoint: a checkpoint written by tools/train.py (mmengine format); None keeps the initialisation.
+        checkpoint: the whole trained model: written by tools/train.py, or mmdet's / detectron2's ViTDet release
+            (`mae_transfer.checkpoint.load_weights`); None keeps the initialisation.
         device: 'cpu' or 'cuda[:N]'.
+        allow_partial: go on when the checkpoint leaves a part of the model (neck, heads) at its initialisation.
     """
     from mmdet.apis import init_detector
+
+    from ..checkpoint import load_weights, read_checkpoint_file, resolve_checkpoint_path
 
     cfg = Config.fromfile(str(config)) if not isinstance(config, Config) else copy.deepcopy(config)
     if cfg.get('default_scope') != 'mmdet':
         raise ValueError(f'not a detection config (default_scope={cfg.get("default_scope")!r}, expected mmdet)')
     cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
-    return init_detector(cfg, checkpoint, device=device)
+    model = init_detector(cfg, None, device='cpu')  # dataset_meta: COCO's classes
+    loaded = {}
+    if checkpoint is not None:
+        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(checkpoint, prefer_safetensors=False))
+        load_weights(model, loaded, source=str(checkpoint), hints=hints, complete=not allow_partial)
+    meta = loaded.get('meta') if isinstance(loaded.get('meta'), dict) else {}
+    test_set = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    # the names the model was trained with, else the config's test set's, else COCO's
+    classes = (meta.get('dataset_meta') or {}).get('classes') or (test_set.get('metainfo') or {}).get('classes')
+    if classes:
+        model.dataset_meta = dict(model.dataset_meta or {}, classes=tuple(classes))
+    return model.to(device).eval()
 
 
 def image_pipeline(cfg: Config, from_array: bool = False) -> Any:

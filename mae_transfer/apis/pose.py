@@ -20,7 +20,6 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 
 from ..codecs.coco_keypoints import COCO_FLIP_INDICES
 from ..utils.images import read_image
@@ -30,15 +29,19 @@ ImageLike = Union[str, Path, np.ndarray]
 Boxes = Optional[np.ndarray]
 
 
-def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu'):
-    """Build the config's TopdownPoseEstimator, load `checkpoint` (whole model), eval mode on `device`."""
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+               allow_partial: bool = False):
+    """Build the config's TopdownPoseEstimator, load `checkpoint` (the whole model: ours, or a ViTPose release,
+    through `mae_transfer.checkpoint.load_weights`), eval mode on `device`; `allow_partial` goes on when the
+    checkpoint leaves a part of the model (the head) at its initialisation."""
+    from ..checkpoint import load_weights
     from ..utils.configs import build_model
 
     cfg = config.copy() if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.backbone.init_cfg = None  # the trained checkpoint holds every weight
     model = build_model(cfg)
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+        load_weights(model, checkpoint, complete=not allow_partial)
     model.cfg = cfg
     return model.to(device).eval()
 

@@ -25,7 +25,8 @@ from ..models.reconstruction import reconstruct
 from ..visualization import reconstruction_grid
 
 
-def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
+def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+               allow_partial: bool = True) -> nn.Module:
     """The config's MAEPretrainer in eval mode, its MAE loaded from `checkpoint` (ours or an official file).
 
     Args:
@@ -33,6 +34,8 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
         checkpoint: ours (mmengine, keys prefixed `mae.`) or an official MAE file with its decoder; an
             encoder-only file leaves the decoder untrained (a warning says so). None keeps the initialisation.
         device: 'cpu' or 'cuda[:N]'.
+        allow_partial: the other tasks' option, accepted for one signature: an encoder-only file always loads here
+            (the encoder is what an export holds; reconstructions warn about the untrained decoder).
     """
     from ..checkpoint import load_weights
     from ..utils.configs import build_model
@@ -40,7 +43,7 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.init_cfg = None  # the checkpoint is loaded below
     model = build_model(cfg)
-    if checkpoint is not None and load_weights(model.mae, checkpoint).encoder_only:
+    if checkpoint is not None and load_weights(model, checkpoint).encoder_only:
         print_log('the checkpoint has no decoder; reconstructions show an untrained decoder', logger='current',
                   level=logging.WARNING)
     model.cfg = cfg

@@ -43,21 +43,24 @@ def _dataset_meta(cfg: Config, checkpoint_meta: Optional[dict], num_classes: int
 
 
 def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-               mode: Optional[str] = None) -> nn.Module:
+               mode: Optional[str] = None, allow_partial: bool = False) -> nn.Module:
     """Build a config's segmentor in eval mode and load a trained checkpoint (weights only, safely).
 
     Args:
         config: config file or Config (under default scope 'mmseg').
-        checkpoint: trained weights (tools/train.py output); None keeps the initialisation (tests).
+        checkpoint: the whole trained model (tools/train.py output, or mmseg's MAE / BEiT UperNet release),
+            through `mae_transfer.checkpoint.load_weights`; None keeps the initialisation (tests).
         device: 'cpu' or 'cuda[:N]'.
         mode: 'whole' or 'slide' to override the config's `model.test_cfg.mode`.
+        allow_partial: go on when the checkpoint leaves a part of the model (heads) at its initialisation.
 
     Returns:
         the model, with `.cfg` (the config used) and `.dataset_meta` (classes, palette).
     """
     from mmengine.registry import DefaultScope
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
+
+    from ..checkpoint import load_weights, read_checkpoint_file, resolve_checkpoint_path
 
     cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     cfg.model.pretrained = None
@@ -68,8 +71,9 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
         model = MODELS.build(cfg.model)
     checkpoint_meta = None
     if checkpoint is not None:
-        loaded = load_checkpoint(model, checkpoint, map_location='cpu', logger='current')
-        checkpoint_meta = loaded.get('meta', {}).get('dataset_meta')
+        loaded, hints = read_checkpoint_file(resolve_checkpoint_path(checkpoint, prefer_safetensors=False))
+        load_weights(model, loaded, source=str(checkpoint), hints=hints, complete=not allow_partial)
+        checkpoint_meta = (loaded.get('meta') or {}).get('dataset_meta')
     model.cfg = cfg
     model.dataset_meta = _dataset_meta(cfg, checkpoint_meta, model.decode_head.num_classes)
     if mode is not None:

@@ -2,26 +2,29 @@
 
     report = load_weights(model, 'checkpoints/mae_pretrain_vit_base.pth')
 
-Every model loads through it: the MAE model (`MaskedAutoencoderViT`, encoder and decoder), `MAEViT` (its
-`init_cfg=dict(type='Pretrained', ...)`), the classifier and the pose estimator through their MAEViT, and
-`MAEPretrainer` through its `mae` model. Every file takes the same path, whatever its suffix or format:
+Every model loads through it, whole: a ViT of ours (`MAEViT`, `MaskedAutoencoderViT`), the pretrainer (its
+`mae`), and every model whose ViT is its `backbone` (mmdet / mmseg models with our backbone, the pose estimator,
+the classifier), neck and heads included. Every caller takes the same path (`mmengine_bridge` routes
+`load_from`, mmengine's `load_checkpoint` and `init_cfg=dict(type='Pretrained')` here), whatever the file:
 
-1. read it exactly as named (`files.read_checkpoint_file`: safetensors, or `safe_torch_load`), or take an
-   already loaded checkpoint;
-2. `canonical.canonicalize`: detect the format, rename to canonical keys, find the patch grid of `pos_embed`
-   (metadata, sin-cos table, square, guess) and keep a canonical MAE decoder apart;
-3. fit it to the model: `pos_embed` resized (bicubic, cls row kept aside) from the checkpoint's real grid to
-   the model's, never along a guessed one (pass `checkpoint_grid`); rel-pos tables of another length
-   interpolated; a `decoder_pos_embed` of another grid not loaded (the model's own sin-cos table for its grid
-   is what its decoder expects); any other shape mismatch is an error that names the keys;
-4. `load_state_dict(strict=False)`, and one `LoadReport` logged once: problems (missing, unexpected) as
-   warnings, everything else as info, no empty sections.
+1. read it exactly as named (`files.read_checkpoint_file`: safetensors, a format's own reader, or
+   `safe_torch_load`), or take an already loaded checkpoint;
+2. `canonical.canonicalize`, the one format detection: rename the encoder to canonical keys, find the patch
+   grid of `pos_embed` (metadata, sin-cos table, square, guess), keep a canonical MAE decoder apart, and rename
+   the rest of a whole-model file (neck, heads) to our layout (`Canonical.parts`);
+3. fit the encoder to the model's ViT: `pos_embed` resized (bicubic, cls row kept aside) from the checkpoint's
+   real grid to the model's, never along a guessed one (pass `checkpoint_grid`); rel-pos tables of another
+   length interpolated; a `decoder_pos_embed` of another grid not loaded (the model's own sin-cos table for its
+   grid is what its decoder expects); any other shape mismatch is an error that names the keys;
+4. load the parts into the modules of the same names (a shape mismatch is an error: another number of classes);
+5. one `LoadReport` logged once: problems (missing, unexpected) as warnings, everything else as info.
 
 What a model sets aside on purpose: a plain encoder (a backbone) sets aside decoders, heads, necks and keys
 outside the encoder; a model with a decoder loads a canonical decoder and sets aside only necks and keys
-outside, so a head in a file loaded into the MAE model is unexpected (a fine-tuned classifier is no MAE).
-Keys a model has that no MAE checkpoint has (ViTDet rel-pos tables) keep their zero initialisation, as do the
-decoder's keys when the file is encoder-only; both are reported as expected.
+outside. Keys a model has that no MAE checkpoint has (ViTDet rel-pos tables, layer scales) keep their
+initialisation, as do the decoder when the file is encoder-only and a downstream model's neck and heads when the
+file is encoder-only (fine-tuning starts there); all are reported as new by design. Before an evaluation
+(`complete=True`) nothing may be left at its initialisation: `PartialCheckpointError` names the parts.
 """
 import logging
 import os
@@ -30,22 +33,27 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model.weight_init import initialize
 from torch import nn
 
 from ..models.layers.beit_attention import grid_of_table, rel_pos_bias_table_size, resize_rel_pos_bias_table
 from ..models.layers.pos_embed import GridSize, grid_tuple, resize_pos_embed
 from ..models.layers.window_attention import interpolate_rel_pos
+from ..models.layers.vit import ViTEncoder
+from ..utils.user_errors import UserError
 from .canonical import Canonical, CheckpointMeta, canonicalize
 from .files import PathLike, read_checkpoint_file, resolve_checkpoint_path
-from .formats import UnknownCheckpointFormatError, dropped_kind, leading_kind, split_classifier_head
-from .formats import detect_scheme
+from .formats import UnknownCheckpointFormatError, dropped_kind, leading_kind
 
 NEW_BY_DESIGN_SUFFIXES = ('rel_pos_h', 'rel_pos_w')  # ViTDet additions, zero-initialised
 # BEiT-style relative position bias (zero-initialised) and layer scale (MAEViT's ADE20K options)
 NEW_BY_DESIGN_SUFFIXES += ('relative_position_bias_table', 'ls1.gamma', 'ls2.gamma')
 # reason in the report for each kind of key a model sets aside (`formats.dropped_kind`)
 SET_ASIDE_REASONS = {'decoder': 'MAE decoder', 'head': 'heads', 'neck': 'neck', 'other': 'outside the encoder'}
+
+
+class PartialCheckpointError(ValueError, UserError):
+    """A model about to be evaluated would keep some trained part (neck, heads, encoder tables) at its
+    initialisation: the checkpoint is not the whole model."""
 
 
 @dataclass
@@ -56,11 +64,15 @@ class LoadReport:
         source: the checkpoint's path, or 'the given checkpoint'.
         meta: what the checkpoint was (format, size, patch grid and how the grid was found).
         loaded_keys: model keys filled from the checkpoint.
+        renamed_keys: model key -> the checkpoint's own name, for the neck and head keys renamed from the
+            file's format (the encoder's renaming is the format's: `meta.source_format`).
         resized_keys: keys resized to the model's shapes (`pos_embed`, rel-pos tables).
         recomputed_keys: fixed sin-cos tables of another grid that were not loaded; the model keeps its own
             table for its grid (`decoder_pos_embed`).
         expected_missing_keys: model keys that are new by design and keep their initialisation: rel-pos
             tables, and the decoder when the checkpoint is encoder-only.
+        new_modules: keys of a downstream model's neck and heads that an encoder-only checkpoint does not hold
+            (new by design: fine-tuning starts there).
         missing_keys: other model keys absent from the checkpoint (a problem).
         unexpected_keys: checkpoint keys the model has no place for (a problem).
         dropped_keys: checkpoint keys set aside on purpose, by reason ('MAE decoder', 'heads', ...).
@@ -69,9 +81,11 @@ class LoadReport:
     source: str
     meta: CheckpointMeta
     loaded_keys: List[str] = field(default_factory=list)
+    renamed_keys: Dict[str, str] = field(default_factory=dict)
     resized_keys: List[str] = field(default_factory=list)
     recomputed_keys: List[str] = field(default_factory=list)
     expected_missing_keys: List[str] = field(default_factory=list)
+    new_modules: List[str] = field(default_factory=list)
     missing_keys: List[str] = field(default_factory=list)
     unexpected_keys: List[str] = field(default_factory=list)
     dropped_keys: Dict[str, List[str]] = field(default_factory=dict)
@@ -81,6 +95,11 @@ class LoadReport:
     def ok(self) -> bool:
         """Nothing is missing or unexpected beyond what the checkpoint kind explains."""
         return not self.missing_keys and not self.unexpected_keys
+
+    def prefix(self, vit_prefix: str) -> None:
+        """Put the model keys found in the ViT's names (`blocks.0...`) in the names of the model holding it."""
+        for name in ('loaded_keys', 'resized_keys', 'recomputed_keys', 'expected_missing_keys', 'missing_keys'):
+            setattr(self, name, [vit_prefix + key for key in getattr(self, name)])
 
 
 def open_checkpoint(checkpoint: Union[PathLike, Mapping[str, Any]],
@@ -96,14 +115,32 @@ def open_checkpoint(checkpoint: Union[PathLike, Mapping[str, Any]],
     return source or 'the given checkpoint', checkpoint, {}
 
 
+def find_vit(model: nn.Module) -> Tuple[str, Optional[nn.Module]]:
+    """(prefix, module) of the outermost mae_transfer ViT in `model`: ('', model) for a ViT itself, ('backbone.',
+    ...) for a detector, segmentor, pose estimator or classifier, ('mae.', ...) for the pretrainer; ('', None)
+    for a model without one (a user's own backbone: mmengine's loading applies)."""
+    for name, module in model.named_modules():  # pre-order: the outermost ViT comes first
+        if isinstance(module, ViTEncoder):
+            return (name + '.' if name else ''), module
+    return '', None
+
+
 def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]], prefix: Optional[str] = None,
-                 strict: bool = False, checkpoint_grid: Optional[GridSize] = None,
-                 format: str = 'auto', log: bool = True, source: Optional[str] = None) -> LoadReport:
-    """Load a checkpoint of any supported format into a mae_transfer ViT and log what happened.
+                 strict: bool = False, checkpoint_grid: Optional[GridSize] = None, format: str = 'auto',
+                 log: bool = True, source: Optional[str] = None, hints: Optional[Mapping[str, Any]] = None,
+                 complete: bool = False) -> LoadReport:
+    """Load a checkpoint of any supported format into any mae_transfer model and log one report.
+
+    The one way weights come in: the commands, the apis, `load_from`, mmengine's `load_checkpoint` and
+    `init_cfg=dict(type='Pretrained', ...)` all call it (`mmengine_bridge`). The file's format is detected once
+    (`canonicalize`); its encoder goes into the model's ViT, fitted to it (`pos_embed` and rel-pos tables
+    resized); for a model whose ViT is its `backbone` (detector, segmentor, pose estimator, classifier) the
+    rest of the file (`Canonical.parts`: neck and heads in our layout, renamed from the reference's) goes into
+    the modules of the same names.
 
     Args:
-        model: a `ViTEncoder`: `MAEViT`, `MaskedAutoencoderViT`, ... (for a wrapper, pass its ViT: a
-            classifier's or pose estimator's `backbone`, a pretrainer's `mae`).
+        model: `MAEViT` / `MaskedAutoencoderViT` / any ViT of ours, or a model holding one (mmdet / mmseg models
+            with our backbone, `TopdownPoseEstimator`, `ViTClassifier`, `MAEPretrainer`).
         checkpoint: a path (read as named: a `.safetensors` sibling is not swapped in; a HuggingFace model
             directory gives its weight file), or an already loaded checkpoint / state dict.
         prefix: take only the keys under this prefix (mmengine's `Pretrained` option); the encoder is found
@@ -112,22 +149,28 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
         checkpoint_grid: (h, w) patch grid of the checkpoint's `pos_embed`, for files that do not tell it
             (a learned, non-square table without metadata).
         format: 'auto' or one of `formats.CHECKPOINT_FORMATS`.
-        log: log the report (False for a caller that completes it and logs it: `load_classifier_weights`).
+        log: log the report.
         source: how messages and the report name an already loaded checkpoint (a caller that read the file
             passes its path); 'the given checkpoint' when left out.
+        hints: with an already loaded checkpoint, what `files.read_checkpoint_file` read beside its weights.
+        complete: the model is about to be evaluated: raise `PartialCheckpointError` when any part of it (neck,
+            heads, encoder tables) keeps its initial values.
 
     Returns:
-        a `LoadReport`.
+        a `LoadReport`, keys in `model`'s names.
 
     Raises:
         UnknownCheckpointFormatError: the file is no ViT checkpoint we know.
-        ValueError: the weights do not fit the model (another size), or its grid cannot be known.
+        ValueError: the weights do not fit the model (another size, another number of classes), or the grid
+            of its pos_embed cannot be known.
+        PartialCheckpointError: `complete` and a part of the model was left at its initialisation.
     """
-    own = model.state_dict()
-    if 'pos_embed' not in own or not hasattr(model, 'grid_size'):
-        raise TypeError(f'load_weights loads a ViT (a model with pos_embed and grid_size), not a '
-                        f'{type(model).__name__}: pass its ViT (backbone, mae)')
-    source, loaded, hints = open_checkpoint(checkpoint, source)
+    vit_prefix, vit = find_vit(model)
+    if vit is None:
+        raise TypeError(f'load_weights loads mae_transfer models (a ViT of ours, or a model holding one), not a '
+                        f'{type(model).__name__} without one')
+    source, loaded, read_hints = open_checkpoint(checkpoint, source)
+    hints = {**read_hints, **(hints or {})}
     if checkpoint_grid is not None:
         hints['grid_size'] = grid_tuple(checkpoint_grid)
     try:
@@ -138,129 +181,99 @@ def load_weights(model: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]
         raise ValueError(f'{source}: checkpoint_grid {grid_tuple(checkpoint_grid)} does not match the '
                          f'{canonical.encoder["pos_embed"].shape[1] - 1} patch positions of its pos_embed')
 
+    report = _load_encoder(vit, canonical, prefix, source, trusted_grid=checkpoint_grid is not None)
+    if vit_prefix == 'backbone.':  # the layout of every downstream model: place neck and heads too
+        _load_parts(model, canonical, report)
+    elif vit_prefix:
+        report.prefix(vit_prefix)
+    if log:
+        _log_report(report, type(model).__name__, loaded, vit)
+    if strict and not report.ok:
+        raise RuntimeError(f'{source} does not match {type(model).__name__}: missing {report.missing_keys}, '
+                           f'unexpected {report.unexpected_keys}')
+    if complete:
+        _refuse_partial(report, type(model).__name__, vit)
+    return report
+
+
+def _load_encoder(vit: nn.Module, canonical: Canonical, prefix: Optional[str], source: str,
+                  trusted_grid: bool) -> LoadReport:
+    """Fit the canonical encoder (and a decoder, for a model with one) to `vit` and load it; keys in `vit`'s names."""
+    own = vit.state_dict()
     has_decoder = any(leading_kind(key) == 'decoder' for key in own)
     report = LoadReport(source=source, meta=canonical.meta,
                         encoder_only=not any(dropped_kind(key) == 'decoder' for key in canonical.dropped))
     state_dict = _select(canonical, prefix, has_decoder, report)
-    _fit(state_dict, own, model, canonical.meta, trusted_grid=checkpoint_grid is not None, has_decoder=has_decoder,
-         report=report)
-
-    incompatible = model.load_state_dict(state_dict, strict=False)
+    _fit(state_dict, own, vit, canonical.meta, trusted_grid=trusted_grid, has_decoder=has_decoder, report=report)
+    incompatible = vit.load_state_dict(state_dict, strict=False)
     for key in incompatible.missing_keys:
         if key in report.recomputed_keys:
             continue
         new_by_design = key.endswith(NEW_BY_DESIGN_SUFFIXES) or (
             report.encoder_only and leading_kind(key) == 'decoder')
         # a backbone without final norm (MAEViT final_norm=False) keeps `norm` unused: files without one fit it
-        new_by_design = new_by_design or (key.startswith('norm.') and getattr(model, 'final_norm', True) is False)
+        new_by_design = new_by_design or _unused_norm(key, vit)
         (report.expected_missing_keys if new_by_design else report.missing_keys).append(key)
     report.unexpected_keys.extend(incompatible.unexpected_keys)
     report.loaded_keys = [key for key in state_dict if key in own]
-    if log:
-        _log_report(report, type(model).__name__, loaded, model)
-    if strict and not report.ok:
-        raise RuntimeError(f'{source} does not match {type(model).__name__}: missing {report.missing_keys}, '
-                           f'unexpected {report.unexpected_keys}')
     return report
 
 
-def load_classifier_weights(classifier: nn.Module, checkpoint: Union[PathLike, Mapping[str, Any]],
-                            strict: bool = False, format: str = 'auto') -> LoadReport:
-    """Load a whole image classifier, encoder and head, and log one report of every key.
-
-    The encoder goes into `classifier.backbone` through `load_weights` (any format, `pos_embed` resized); the
-    head (`formats.split_classifier_head`: canonical `fc_norm.*` / `head.*`) into the classifier's modules of
-    the same names. Reads our `ViTClassifier` checkpoints, the official fine-tuned MAE files
-    (`mae_finetuned_vit_*.pth`: encoder, `fc_norm`, `head`, no final `norm`; linear-probe files with their
-    BatchNorm buffers) and timm `VisionTransformer` classifiers (global pooling: `fc_norm` + `head`; token
-    pooling: `norm` + `head`, for a classifier with pool='cls').
-
-    Args:
-        classifier: a model with a ViT `backbone` and its head modules (`ViTClassifier`).
-        checkpoint: a path or an already loaded checkpoint / state dict.
-        strict: raise `RuntimeError` when a key is missing or unexpected (a random head evaluated).
-        format: 'auto' or one of `formats.CHECKPOINT_FORMATS`, for the encoder.
-
-    Returns:
-        a `LoadReport` in the classifier's names (`backbone.*`, `fc_norm.*`, `head.*`); unexpected keys are
-        the checkpoint's (canonical names for the encoder).
-
-    Raises:
-        ValueError: the head does not fit (another number of classes) or the encoder does not.
-    """
-    source, loaded, hints = open_checkpoint(checkpoint)
-    # load_weights names the checkpoint as we do in its errors (each starts with `source: `) and in the report
-    report = load_weights(classifier.backbone, loaded, checkpoint_grid=hints.get('grid_size'), format=format,
-                          log=False, source=source)
-    own = classifier.state_dict()
-    head = split_classifier_head(loaded)
+def _load_parts(model: nn.Module, canonical: Canonical, report: LoadReport) -> None:
+    """Load the file's neck and heads (`canonical.parts`, our names) into `model`, whose ViT is `backbone`, and
+    complete `report` in the model's names. A model part the file does not hold is new by design when the file
+    is encoder-only (fine-tuning starts there) and missing otherwise."""
+    report.prefix('backbone.')
+    own = {key: value for key, value in model.state_dict().items() if not key.startswith('backbone.')}
     placed: Dict[str, torch.Tensor] = {}
-    for name, (key, value) in head.items():
-        if name not in own:  # e.g. fc_norm of a global-pool file in a cls-token classifier
-            report.unexpected_keys.append(key)
+    for name, value in canonical.parts.items():
+        original = canonical.parts_from.get(name, name)
+        if name not in own:
+            report.unexpected_keys.append(original)
         elif value.shape != own[name].shape:
-            raise ValueError(f'{source}: the classifier head does not fit: {key} {tuple(value.shape)} vs model '
-                             f'{name} {tuple(own[name].shape)} (another num_classes?)')
+            raise ValueError(f'{report.source}: {original} {tuple(value.shape)} does not fit {name} '
+                             f'{tuple(own[name].shape)} of {type(model).__name__} (another number of classes, '
+                             'channels or another head?)')
         else:
             placed[name] = value
-    classifier.load_state_dict(placed, strict=False)
-    head_keys = {key for key, _ in head.values()}
-    for reason in list(report.dropped_keys):
-        report.dropped_keys[reason] = [key for key in report.dropped_keys[reason] if key not in head_keys]
+            if original != name:
+                report.renamed_keys[name] = original
+    model.load_state_dict(placed, strict=False)
+    taken = {canonical.parts_from.get(name, name) for name in canonical.parts}
+    for reason in list(report.dropped_keys):  # what the file's parts became is no longer set aside
+        report.dropped_keys[reason] = [key for key in report.dropped_keys[reason] if key not in taken]
         if not report.dropped_keys[reason]:
             del report.dropped_keys[reason]
-
-    def prefixed(keys: List[str]) -> List[str]:
-        return ['backbone.' + key for key in keys]
-
-    report.loaded_keys = prefixed(report.loaded_keys) + list(placed)
-    report.resized_keys = prefixed(report.resized_keys)
-    report.recomputed_keys = prefixed(report.recomputed_keys)
-    report.expected_missing_keys = prefixed(report.expected_missing_keys)
-    report.missing_keys = prefixed(report.missing_keys) + [
-        key for key in own if not key.startswith('backbone.') and key not in placed]
-    # a backbone that does not apply its final norm (global pooling uses fc_norm) keeps `norm` by name only:
-    # official fine-tuned and timm avg-pool files have none, and nothing computed depends on it
-    unused = [key for key in report.missing_keys if key.startswith('backbone.norm.')
-              and getattr(classifier.backbone, 'final_norm', True) is False]
-    report.missing_keys = [key for key in report.missing_keys if key not in unused]
-    _log_report(report, type(classifier).__name__, loaded, classifier.backbone)
-    if unused:
-        print_log(f'{type(classifier).__name__}: {unused} are not in {source} and keep their initialisation; the '
-                  'model does not use them (global pooling applies fc_norm instead of the final norm)',
-                  logger='current')
-    if strict and not report.ok:
-        raise RuntimeError(f'{source} does not match {type(classifier).__name__}: missing {report.missing_keys}, '
-                           f'unexpected {report.unexpected_keys}')
-    return report
+    report.loaded_keys += list(placed)
+    absent = [key for key in own if key not in placed]
+    if canonical.parts:
+        report.missing_keys += absent
+    else:  # an encoder-only file: the neck and heads start from their initialisation, as fine-tuning expects
+        report.new_modules += absent
 
 
-def apply_init_cfg(module: nn.Module, vit: nn.Module) -> bool:
-    """Run `module.init_cfg` with its `Pretrained` entries loaded into `vit` by `load_weights`.
+def _unused_norm(key: str, vit: nn.Module) -> bool:
+    """`key` is the final norm of a ViT that does not apply it (final_norm=False: global pooling, ViTDet)."""
+    return key.split('.', 1)[0] == 'norm' and getattr(vit, 'final_norm', True) is False
 
-    The other initialisers run first, through mmengine (its order: pretrained weights last); then each
-    `dict(type='Pretrained', checkpoint=PATH[, prefix=...][, checkpoint_grid=(h, w)])` is loaded.
 
-    Args:
-        module: an mmengine module with an `init_cfg` (`MAEViT`, `MAEPretrainer`).
-        vit: the ViT inside it that takes the weights (the module itself, or its `mae`).
+def _refuse_partial(report: LoadReport, model_name: str, vit: nn.Module) -> None:
+    """Raise `PartialCheckpointError` when any trained part of the model kept its initial values."""
+    left = [key for key in report.missing_keys + report.expected_missing_keys + report.new_modules
+            if not _unused_norm(key.replace('backbone.', '', 1), vit)]
+    if not left:
+        return
+    parts = sorted({_part_name(key) for key in left})
+    raise PartialCheckpointError(
+        f'{report.source} ({report.meta.source_format} checkpoint) leaves {", ".join(parts)} of the {model_name} '
+        f'at their initial values ({len(left)} tensors): its results would be those of an untrained model. '
+        'Give the checkpoint of the whole trained model, or --allow-partial to go on anyway')
 
-    Returns:
-        False when `init_cfg` has no Pretrained entry: nothing was done, the module's default `init_weights`
-        applies.
-    """
-    init_cfg = getattr(module, 'init_cfg', None)
-    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg] if init_cfg else []
-    pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
-    if not pretrained:
-        return False
-    others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
-    if others:
-        initialize(module, others)
-    for cfg in pretrained:
-        load_weights(vit, cfg['checkpoint'], prefix=cfg.get('prefix'), checkpoint_grid=cfg.get('checkpoint_grid'))
-    return True
 
+def _part_name(key: str) -> str:
+    """The part of a model a key belongs to: 'backbone', 'neck', 'rpn_head', 'roi_head.mask_head', 'head'."""
+    parts = key.split('.')
+    return '.'.join(parts[:2]) if len(parts) > 2 and parts[1].endswith('_head') else parts[0]
 
 def _select(canonical: Canonical, prefix: Optional[str], has_decoder: bool,
             report: LoadReport) -> Dict[str, torch.Tensor]:
@@ -324,46 +337,6 @@ def _fit(state_dict: Dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], m
                          '\n  ' + '\n  '.join(mismatched))
 
 
-def convert_backbone_keys_hook(module: nn.Module, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
-    """A `load_state_dict` pre-hook of `MAEViT`: backbone keys of a whole-model file in another scheme are renamed
-    in place to ours, so that a whole segmentor / detector checkpoint of the reference code loads as it is
-    (`tools/test.py OUR_CONFIG mmseg_upernet.pth`, `load_from`); the heads' keys are the framework's own and
-    are not touched.
-
-    Keys under `prefix` in a known non-canonical scheme (`formats.detect_scheme`: mmseg BEiT / MAE,
-    mmpretrain, HuggingFace) go through `canonicalize` and `_fit` as in `load_weights` (pos_embed and rel-pos
-    bias tables resized to the model's grid; other shape mismatches raise) and replace the original keys.
-    Canonical files (ours, official MAE) and files without keys under `prefix` pass through untouched. A
-    final `norm` the backbone does not use (final_norm=False) and the file does not have keeps the model's own
-    values, so that mmengine does not report it missing.
-    """
-    names = {key[len(prefix):]: key for key in state_dict if key.startswith(prefix)}
-    found = detect_scheme(names) if names else None
-    if found is None or found[0] == 'canonical' or found[1]:
-        return
-    own = module.state_dict()
-    canonical = canonicalize({name: state_dict[key] for name, key in names.items()
-                              if isinstance(state_dict[key], torch.Tensor)})
-    report = LoadReport(source=f'the keys under {prefix!r}', meta=canonical.meta)
-    converted = dict(canonical.encoder)
-    _fit(converted, own, module, canonical.meta, trusted_grid=False, has_decoder=False, report=report)
-    for key in names.values():
-        del state_dict[key]
-    for name, value in converted.items():
-        state_dict[prefix + name] = value
-    kept = []
-    if getattr(module, 'final_norm', True) is False:
-        for name in ('norm.weight', 'norm.bias'):
-            if name in own and name not in converted:
-                state_dict[prefix + name] = own[name]
-                kept.append(name)
-    print_log(f'{type(module).__name__}: renamed {len(converted)} backbone tensors under {prefix!r} from '
-              f'{canonical.meta.source_format} to our names'
-              + (f'; resized {report.resized_keys}' if report.resized_keys else '')
-              + (f'; set aside {len(canonical.dropped)} ({_short(canonical.dropped, 3)})' if canonical.dropped
-                 else '') + (f'; kept its own unused {kept}' if kept else ''), logger='current')
-
-
 def _short(keys: List[str], limit: int = 8) -> str:
     return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
@@ -375,6 +348,10 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
     print_log(f'{model_name}: loaded {len(report.loaded_keys)} tensors from {report.source} '
               f'({report.meta.summary()}{trained_as})'
               + (f'; resized {report.resized_keys}' if report.resized_keys else ''), logger='current')
+    if report.renamed_keys:
+        pairs = [f'{ours} <- {theirs}' for ours, theirs in report.renamed_keys.items()]
+        print_log(f'{model_name}: renamed {len(pairs)} neck / head keys from {report.meta.source_format}: '
+                  f'{_short(pairs, 4)}', logger='current')
     for reason, keys in report.dropped_keys.items():
         print_log(f'{model_name}: set aside {len(keys)} checkpoint keys ({reason}): {_short(keys)}',
                   logger='current')
@@ -392,6 +369,10 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
     if decoder:
         print_log(f'{model_name}: encoder-only checkpoint: {len(decoder)} decoder keys are not in the file, as '
                   f'expected; the decoder keeps its fresh initialisation: {_short(decoder)}', logger='current')
+    if report.new_modules:
+        modules = sorted({_part_name(key) for key in report.new_modules})
+        print_log(f'{model_name}: encoder-only checkpoint: {", ".join(modules)} ({len(report.new_modules)} tensors) '
+                  'are new by design and keep their initialisation', logger='current')
     if report.recomputed_keys:
         print_log(f'{model_name}: kept its own sin-cos table for the model grid instead of the checkpoint\'s: '
                   f'{report.recomputed_keys}', logger='current')
@@ -409,6 +390,4 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
                   logger='current', level=logging.WARNING)
 
 
-__all__ = ['LoadReport', 'NEW_BY_DESIGN_SUFFIXES', 'apply_init_cfg', 'load_weights']
-__all__ += ['load_classifier_weights']
-__all__ += ['convert_backbone_keys_hook']
+__all__ = ['LoadReport', 'NEW_BY_DESIGN_SUFFIXES', 'PartialCheckpointError', 'find_vit', 'load_weights']

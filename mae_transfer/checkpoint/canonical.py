@@ -2,7 +2,7 @@
 
     encoder, meta = convert_state_dict(torch.load(path, weights_only=True))
 
-The result holds only encoder weights with canonical names (see `formats.py`), `pos_embed` always with its
+The result holds only encoder weights with canonical names (see `formats/`), `pos_embed` always with its
 cls row ([1, 1 + grid_h * grid_w, D]), and a `CheckpointMeta` saying what the file was: its size (read off
 the weights; the arch name from `mae_transfer.models.arch`), and its patch grid. The grid is found, in this
 order, from:
@@ -14,8 +14,10 @@ order, from:
     square    a learned embedding with a square number of positions (assumed square)
     guess     a learned non-square embedding: the factorisation along which it is smoothest (a warning)
 
-`canonicalize` also keeps a canonical MAE decoder apart (for loading the MAE model) and lists what this read
-dropped; `adapt.load_weights` builds on it.
+`canonicalize` also keeps a canonical MAE decoder apart (for loading the MAE model), renames the rest of a
+whole-model file (neck, heads) to our whole-model layout (`Canonical.parts`) and lists what this read dropped;
+`adapt.load_weights` builds on it. It detects the format once (`formats.detect`) and uses only that format's
+record: no table here knows any format.
 """
 import json
 import logging
@@ -28,9 +30,9 @@ from mmengine.logging import print_log
 
 from ..models.arch import find_arch, get_arch
 from ..models.layers.pos_embed import GRID_METADATA_KEY, get_2d_sincos_pos_embed
-from .formats import (BLOCK_KEY, CANONICAL_BLOCK_KEYS, CANONICAL_TOP_KEYS, CHECKPOINT_FORMATS, FORMAT_SCHEMES,
-                      FORMATS_WITHOUT_CLS_ROW, RENAMERS, UnknownCheckpointFormatError, detect_scheme, dropped_kind,
-                      encoder_prefixes, format_label, unwrap_checkpoint)
+from .formats import (BLOCK_KEY, CANONICAL_BLOCK_KEYS, CANONICAL_TOP_KEYS, CheckpointFormat,
+                      UnknownCheckpointFormatError, detect, dropped_kind, encoder_prefixes, format_by_label,
+                      format_labels, leading_kind, unwrap_checkpoint)
 
 # Marks the files `save_encoder_checkpoint` writes, so that reading one back keeps its metadata (the grid above all).
 META_MARKER = 'mae_transfer_encoder'
@@ -157,11 +159,20 @@ class Canonical:
         decoder: a canonical MAE decoder found beside the encoder (official full files, our pretraining), by
             canonical name; empty otherwise.
         dropped: original names of the keys this read left out of the encoder (the decoder's included).
+        parts: every other tensor of the file that has a place in our whole-model layout (the ViT at
+            `backbone.`: `neck.*`, `rpn_head.*`, `roi_head.*`, `decode_head.*`, `auxiliary_head.*`, `head.*`,
+            `fc_norm.*`), by our name: keys outside the encoder's prefix by their name in the file (after the
+            `prefix` option), heads under it (`fc_norm.*`, `head.*` of official fine-tuned files) without the
+            prefix, then renamed by the format's `whole_model` (ViTPose `keypoint_head.*` -> `head.*`, ...).
+            Neither the decoder nor buffers the model rebuilds are parts; their keys stay in `dropped`.
+        parts_from: our name -> the key in the file, for each of `parts`.
     """
     encoder: Dict[str, torch.Tensor]
     meta: CheckpointMeta
     decoder: Dict[str, torch.Tensor] = field(default_factory=dict)
     dropped: List[str] = field(default_factory=list)
+    parts: Dict[str, torch.Tensor] = field(default_factory=dict)
+    parts_from: Dict[str, str] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -186,8 +197,7 @@ def canonicalize(checkpoint: Mapping[str, Any], format: str = 'auto', hints: Opt
     """
     if not isinstance(checkpoint, Mapping):
         raise UnknownCheckpointFormatError(f'expected a dict of tensors, got {type(checkpoint).__name__}')
-    if format != 'auto' and format not in CHECKPOINT_FORMATS:
-        raise ValueError(f'unknown format {format!r}; choose auto or one of {CHECKPOINT_FORMATS}')
+    fmt = None if format == 'auto' else format_by_label(format)  # ValueError for an unknown label
     hints = dict(hints or {})
     state_dict, container = unwrap_checkpoint(checkpoint)
     file_meta = checkpoint.get('meta') if container else None
@@ -201,30 +211,29 @@ def canonicalize(checkpoint: Mapping[str, Any], format: str = 'auto', hints: Opt
         outside = [k for k in tensors if not k.startswith(prefix)]
         tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-    if format == 'auto':
-        found = detect_scheme(tensors)
+    if fmt is None:
+        found = detect(tensors)
         if found is None:
             raise UnknownCheckpointFormatError(_unknown_message(checkpoint, tensors))
-        scheme, encoder_prefix = found
+        fmt, encoder_prefix = found
     else:
-        scheme = FORMAT_SCHEMES[format]
-        prefixes = encoder_prefixes(tensors, scheme)
+        prefixes = encoder_prefixes(tensors, fmt.marker)
         if not prefixes:
             raise UnknownCheckpointFormatError(
-                f'not a {format} checkpoint: no key ends in {scheme!r} patch-embedding name. '
+                f'not a {format} checkpoint: no key ends in its patch-embedding name {fmt.marker!r}. '
                 + _unknown_message(checkpoint, tensors))
         encoder_prefix = prefixes[0]
     if 'grid_size' not in hints:
         recorded = _recorded_grid(state_dict, (prefix or '') + encoder_prefix)
         if recorded is not None:
             hints['grid_size'] = recorded
-    keys = RENAMERS[scheme](tensors, encoder_prefix)
+    keys = fmt.rename(tensors, encoder_prefix)
     if keys.grid_size is not None and 'grid_size' not in hints:
         hints['grid_size'] = keys.grid_size  # the format fixes its grid (ViTPose: 4:3 inputs)
-    source_format = format if format != 'auto' else format_label(scheme, container, encoder_prefix, checkpoint,
-                                                                 ours)
+    source_format = format if format != 'auto' else fmt.source_label(container, encoder_prefix, checkpoint, ours)
     encoder = _ordered(keys.state_dict)
-    meta = _describe(encoder, source_format, encoder_prefix, hints)
+    meta = _describe(encoder, source_format, encoder_prefix, hints,
+                     may_lack_cls_row=source_format in fmt.without_cls_row)
     dropped = outside + [(prefix or '') + key for key in keys.dropped]
     meta.dropped_keys = list(dropped)
     meta.extra_keys = keys.extra
@@ -237,7 +246,37 @@ def canonicalize(checkpoint: Mapping[str, Any], format: str = 'auto', hints: Opt
         print_log(f'{meta.source_format} checkpoint: keeping {len(keys.extra)} encoder keys beyond the plain ViT '
                   f'(the model that loads them must know them): {keys.extra[:8]}', logger='current',
                   level=logging.WARNING if unusual else logging.INFO)
-    return Canonical(encoder=encoder, meta=meta, decoder=keys.decoder, dropped=dropped)
+    parts, parts_from = whole_model_parts(fmt, tensors, encoder_prefix, prefix or '')
+    return Canonical(encoder=encoder, meta=meta, decoder=keys.decoder, dropped=dropped, parts=parts,
+                     parts_from=parts_from)
+
+
+def whole_model_parts(fmt: CheckpointFormat, tensors: Mapping[str, torch.Tensor], encoder_prefix: str,
+                      outer_prefix: str = '') -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """(parts, parts_from) of `Canonical`: the file's necks and heads in our whole-model layout.
+
+    Args:
+        fmt: the file's format.
+        tensors: the state dict (under the `prefix` option, which is stripped).
+        encoder_prefix: where the encoder sits in `tensors`.
+        outer_prefix: the stripped `prefix` option, so that `parts_from` names keys as in the file.
+    """
+    named: Dict[str, torch.Tensor] = {}  # our name before the format's renaming -> tensor
+    origin: Dict[str, str] = {}
+    for key, value in tensors.items():
+        if key.startswith(encoder_prefix):
+            name = key[len(encoder_prefix):]  # under the encoder: only its heads (official fc_norm / head)
+            if leading_kind(name) != 'head':
+                continue
+        elif dropped_kind(key) == 'decoder':  # an MAE decoder beside the encoder (HF decoder.*, mmpretrain neck)
+            continue
+        else:
+            name = key
+        named[name], origin[name] = value, outer_prefix + key
+    by_tensor = {id(value): origin[name] for name, value in named.items()}
+    parts = fmt.whole_model(named)
+    parts_from = {name: by_tensor.get(id(value), origin.get(name, name)) for name, value in parts.items()}
+    return parts, parts_from
 
 
 def convert_state_dict(checkpoint: Mapping[str, Any], format: str = 'auto',
@@ -275,7 +314,7 @@ def _recorded_grid(state_dict: Mapping[str, Any], prefix: str) -> Optional[Tuple
 def _unknown_message(checkpoint: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> str:
     shown = list(tensors)[:6] or [f'{k} ({type(v).__name__})' for k, v in list(checkpoint.items())[:6]]
     return ('cannot identify this checkpoint: no key names a ViT patch embedding in a known scheme '
-            f'({", ".join(CHECKPOINT_FORMATS)}). First keys: {shown}'
+            f'({", ".join(format_labels())}). First keys: {shown}'
             + (f' ... ({len(tensors)} tensors in all)' if len(tensors) > 6 else ''))
 
 
@@ -297,8 +336,8 @@ def _ordered(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {key: state_dict[key] for _, key in sorted(enumerate(state_dict), key=rank)}
 
 
-def _describe(encoder: Dict[str, torch.Tensor], source_format: str, prefix: str,
-              hints: Mapping[str, Any]) -> CheckpointMeta:
+def _describe(encoder: Dict[str, torch.Tensor], source_format: str, prefix: str, hints: Mapping[str, Any],
+              may_lack_cls_row: bool = False) -> CheckpointMeta:
     """Read the geometry off the weights; put `pos_embed` into its canonical [1, 1 + L, D] form in place."""
     for required in ('patch_embed.proj.weight', 'cls_token', 'pos_embed'):
         if required not in encoder:
@@ -322,7 +361,7 @@ def _describe(encoder: Dict[str, torch.Tensor], source_format: str, prefix: str,
             f'cls_token {tuple(encoder["cls_token"].shape)} does not match the embedding width {embed_dim}')
     encoder['cls_token'] = encoder['cls_token'].reshape(1, 1, embed_dim)
     pos_embed, grid, grid_source = normalize_pos_embed(encoder['pos_embed'], embed_dim, hints.get('grid_size'),
-                                                       may_lack_cls_row=source_format in FORMATS_WITHOUT_CLS_ROW)
+                                                       may_lack_cls_row=may_lack_cls_row)
     if grid_source == 'metadata' and hints.get('grid_source'):
         grid_source = hints['grid_source']  # a file we wrote: keep how the grid was first found
     encoder['pos_embed'] = pos_embed
@@ -353,9 +392,9 @@ def normalize_pos_embed(pos_embed: torch.Tensor, embed_dim: int, grid_hint: Opti
         embed_dim: D.
         grid_hint: (h, w) from metadata, used when it fits (h * w rows after the cls row, or h * w rows and
             no cls row where that is allowed).
-        may_lack_cls_row: a perfect-square number of rows may mean a grid without cls row (the formats of
-            `FORMATS_WITHOUT_CLS_ROW` only: every other one always stores the cls row, and 1 + h * w may be a
-            square, e.g. 1 + 8 * 10).
+        may_lack_cls_row: a perfect-square number of rows may mean a grid without cls row (the labels in a
+            format's `without_cls_row` only, timm: every other file always stores the cls row, and 1 + h * w may
+            be a square, e.g. 1 + 8 * 10).
 
     Returns:
         (pos_embed [1, 1 + h * w, D], (h, w), grid_source) with grid_source as in `CheckpointMeta`.
@@ -434,4 +473,5 @@ def _smoothest_grid(spatial: torch.Tensor) -> Tuple[int, int]:
     return min(pairs, key=roughness)
 
 
-__all__ = ['Canonical', 'CheckpointMeta', 'META_MARKER', 'canonicalize', 'convert_state_dict', 'normalize_pos_embed']
+__all__ = ['Canonical', 'CheckpointMeta', 'META_MARKER', 'canonicalize', 'convert_state_dict', 'normalize_pos_embed',
+           'whole_model_parts']

@@ -7,11 +7,11 @@ an allowlist of types), `load_pretrained_encoder` (read + `canonicalize`).
 Writing: `atomic_write` is the one way this package puts bytes on disk. It writes `<name>.tmp-<pid>`, fsyncs it
 and `os.replace`s it onto `<name>`, so a crash (or SIGKILL, or a full disk) leaves the old file intact, never a
 truncated one (rename is atomic on POSIX and Windows). `save_encoder_checkpoint`, the timm export and mmengine's
-own checkpoint writes (after `install_atomic_checkpoint_io`) all go through it.
+own checkpoint writes (after `mmengine_bridge.install`) all go through it.
 
 mmengine writes a checkpoint with `LocalBackend.put` straight into its final path and `last_checkpoint` with a
-plain `open(..., 'w')`; `install_atomic_checkpoint_io` (run on `import mae_transfer`) routes
-`LocalBackend.put` / `put_text` through `atomic_write`, and makes the Runner's `find_latest_checkpoint` accept
+plain `open(..., 'w')`; `mmengine_bridge.install` (run on `import mae_transfer`) routes
+`LocalBackend.put` / `put_text` through `atomic_write` (`put_atomic`), and makes the Runner's `find_latest_checkpoint` accept
 `last_checkpoint` only when it names an existing, non-empty file; otherwise (torn or missing pointer) it falls
 back to the newest complete `epoch_N.pth` / `iter_N.pth` of the work dir and says so.
 """
@@ -22,14 +22,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
-import mmengine.runner.runner as mmengine_runner
 import torch
-from mmengine.fileio.backends.local_backend import LocalBackend
 from mmengine.logging import print_log
 
 from .canonical import META_MARKER, CheckpointMeta, canonicalize
-from .formats import HF_WEIGHT_FILES, UnknownCheckpointFormatError, sidecar_hints
-from .safe_load import DETECTRON2_SUFFIX, load_detectron2_checkpoint, safe_torch_load
+from .formats import DETECTRON2_SUFFIX, HF_WEIGHT_FILES, UnknownCheckpointFormatError, reader_for, sidecar_hints
+from .safe_load import safe_torch_load
 
 PathLike = Union[str, os.PathLike]
 TORCH_SUFFIXES = ('.pth', '.pt', '.bin', '.ckpt')
@@ -126,11 +124,13 @@ def _unshared(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]
 # mmengine: atomic checkpoint writes, a resume that survives a torn pointer
 # ----------------------------------------------------------------------------------------------------------
 
-def _put(self: LocalBackend, obj: bytes, filepath: PathLike) -> None:
+def put_atomic(self: Any, obj: bytes, filepath: PathLike) -> None:
+    """mmengine `LocalBackend.put` through `atomic_write` (installed by `mmengine_bridge`)."""
     atomic_write(obj, filepath)
 
 
-def _put_text(self: LocalBackend, obj: str, filepath: PathLike, encoding: str = 'utf-8') -> None:
+def put_text_atomic(self: Any, obj: str, filepath: PathLike, encoding: str = 'utf-8') -> None:
+    """mmengine `LocalBackend.put_text` through `atomic_write` (installed by `mmengine_bridge`)."""
     atomic_write(obj, filepath, encoding)
 
 
@@ -165,13 +165,6 @@ def find_latest_checkpoint(work_dir: str) -> Optional[str]:
         print_log(f'{work_dir}: {problem}; resuming from the newest complete checkpoint {fallback}',
                   logger='current')
     return fallback
-
-
-def install_atomic_checkpoint_io() -> None:
-    """Make mmengine's local checkpoint writes atomic and its resume lookup robust (idempotent)."""
-    LocalBackend.put = _put
-    LocalBackend.put_text = _put_text
-    mmengine_runner.find_latest_checkpoint = find_latest_checkpoint
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -218,8 +211,8 @@ def read_checkpoint_file(path: PathLike) -> Tuple[Mapping[str, Any], Dict[str, A
     """(loaded checkpoint, hints) of one file; never unpickles anything but allowlisted types.
 
     Args:
-        path: a `.safetensors` file, a detectron2 `.pkl` (numpy arrays only), or a `.pth` / `.pt` / `.bin` /
-            `.ckpt` file for `safe_torch_load`.
+        path: a `.safetensors` file, a file a format reads itself (`formats.reader_for`: detectron2's `.pkl`,
+            numpy arrays only), or a `.pth` / `.pt` / `.bin` / `.ckpt` file for `safe_torch_load`.
 
     Returns:
         the checkpoint, and hints from metadata stored beside the weights (our own meta in a safetensors
@@ -236,8 +229,9 @@ def read_checkpoint_file(path: PathLike) -> Tuple[Mapping[str, Any], Dict[str, A
         if meta is not None:
             hints.update(asdict(meta), **{META_MARKER: True})
         return load_file(str(path), device='cpu'), hints
-    if path.suffix == DETECTRON2_SUFFIX:
-        return load_detectron2_checkpoint(str(path)), hints  # numpy-only unpickler; backbone + neck renamed
+    reader = reader_for(path)
+    if reader is not None:
+        return reader(str(path)), hints  # the format's own reader (detectron2: numpy-only unpickler)
     return safe_torch_load(str(path), map_location='cpu'), hints
 
 
@@ -264,6 +258,6 @@ def load_pretrained_encoder(path: PathLike, format: str = 'auto',
     return result.encoder, result.meta
 
 
-__all__ = ['PathLike', 'atomic_write', 'find_latest_checkpoint', 'install_atomic_checkpoint_io',
+__all__ = ['PathLike', 'atomic_write', 'find_latest_checkpoint', 'put_atomic', 'put_text_atomic',
            'load_pretrained_encoder', 'newest_checkpoint', 'read_checkpoint_file', 'resolve_checkpoint_path',
            'save_encoder_checkpoint', 'save_weights']

@@ -10,12 +10,12 @@ One case needs care: a pickled HistoryBuffer carries its statistics methods as `
 Allowing `getattr` itself would let a file walk from any allowed object to `os.system`, so the pickled
 name `getattr` is mapped to `_history_buffer_method`, which only answers those four lookups.
 
-mmengine's loader for local files is replaced by one that raises `UnsafeCheckpointError`, naming the
-refused classes, instead of a bare unpickling error deep in a resume.
+`load_from_local` is mmengine's loader for local files (installed by `mmengine_bridge`): it raises `UnsafeCheckpointError`, naming the
+refused classes, instead of a bare unpickling error deep in a resume, and that reads the files of formats that
+are no torch files with their format's own reader (`formats.reader_for`: detectron2's numpy-only `.pkl` reader
+lives in `formats/detectron2.py`).
 """
 import argparse
-import codecs
-import collections
 import os.path as osp
 import pickle
 from typing import List, Union
@@ -23,7 +23,6 @@ from typing import List, Union
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..utils.user_errors import UserError
 
@@ -99,77 +98,15 @@ def _corrupt(path: str, error: Exception) -> CorruptCheckpointError:
         f'download or copy?) or another kind of file. torch said: {type(error).__name__}: {reason}')
 
 
-# ----------------------------------------------------------------------------------------------------------
-# detectron2 model zoo files (`model_final_*.pkl`): a plain pickle of numpy arrays, read without running code
-# ----------------------------------------------------------------------------------------------------------
-
-DETECTRON2_SUFFIX = '.pkl'
-# (module, name) pairs a detectron2 pickle may name: numpy's array / scalar / dtype reconstructors (numpy 1.x
-# spells the module numpy.core, 2.x numpy._core), OrderedDict, and `_codecs.encode`, which protocol-2 pickles
-# use to spell bytes. Everything else (a class, a function) is refused by name.
-NUMPY_PICKLE_GLOBALS = {
-    **{(module, name): getattr(getattr(np, '_core', None) or np.core, 'multiarray').__dict__[name]
-       for module in ('numpy.core.multiarray', 'numpy._core.multiarray') for name in ('_reconstruct', 'scalar')},
-    **{(module, '_frombuffer'): getattr(getattr(np, '_core', None) or np.core, 'numeric')._frombuffer
-       for module in ('numpy.core.numeric', 'numpy._core.numeric')},  # arrays pickled with protocol 5
-    ('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype,
-    **{('numpy.dtypes', name): getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')},
-    ('collections', 'OrderedDict'): collections.OrderedDict, ('_codecs', 'encode'): codecs.encode,
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Admits numpy arrays, numpy scalars and dtypes, and plain containers; refuses any other global."""
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) in NUMPY_PICKLE_GLOBALS:
-            return NUMPY_PICKLE_GLOBALS[(module, name)]
-        raise UnsafeCheckpointError(f'{module}.{name}')
-
-
-def safe_pickle_load(path: str) -> object:
-    """Unpickle a detectron2 checkpoint (`.pkl`) admitting only numpy arrays and plain containers.
-
-    Raises:
-        UnsafeCheckpointError: the file names another class or function (named in the message).
-        CorruptCheckpointError: the file is empty, truncated or not a pickle.
-    """
-    try:
-        with open(path, 'rb') as handle:
-            return _NumpyOnlyUnpickler(handle, encoding='latin1').load()  # latin1: Python 2 era files
-    except UnsafeCheckpointError as error:
-        raise UnsafeCheckpointError(
-            f'Refusing to load {path}: this detectron2 checkpoint contains {error}, and unpickling arbitrary '
-            'objects can run code. mae_transfer reads detectron2 checkpoints with numpy arrays and plain '
-            'containers only.') from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
-        size = osp.getsize(path) if osp.isfile(path) else 0
-        raise CorruptCheckpointError(
-            f'{path} ({size} bytes) is not a readable detectron2 checkpoint: it is empty, truncated or another '
-            f'kind of file. pickle said: {type(error).__name__}: {str(error)[:200]}') from error
-
-
-def load_detectron2_checkpoint(path: str) -> dict:
-    """A detectron2 ViTDet `.pkl` as an mmdet checkpoint: {'state_dict': MAEViT `backbone.*` + SimpleFPN
-    `neck.*`, 'meta': {'source_format': 'detectron2', 'dropped_keys': detectron2's head keys}}."""
-    from .formats import DETECTRON2_FORMAT, UnknownCheckpointFormatError, detectron2_to_mmdet
-    loaded = safe_pickle_load(path)
-    model = loaded.get('model') if isinstance(loaded, dict) else None
-    if not isinstance(model, dict):
-        raise UnknownCheckpointFormatError(f'{path}: a detectron2 checkpoint keeps its weights under "model"; '
-                                           f'found {sorted(loaded)[:8] if isinstance(loaded, dict) else loaded}')
-    state_dict, left_out = detectron2_to_mmdet(model)
-    return {'state_dict': state_dict, 'meta': {'source_format': DETECTRON2_FORMAT, 'dropped_keys': left_out}}
-
-
-@CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local(filename: str, map_location: Union[str, torch.device, None]) -> object:
     """mmengine's loader for local paths (resume, load_from, init_cfg Pretrained), with clear refusals."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
-    if filename.endswith(DETECTRON2_SUFFIX):
-        return load_detectron2_checkpoint(filename)
+    from .formats import reader_for  # the formats' readers use this module's errors: imported when used
+    reader = reader_for(filename)  # a format whose files are no torch files (detectron2 `.pkl`)
+    if reader is not None:
+        return reader(filename)
     return safe_torch_load(filename, map_location=map_location)
 
 

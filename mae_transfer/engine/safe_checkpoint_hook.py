@@ -1,6 +1,6 @@
 """Checkpoints that a full disk cannot destroy (tools/train.py puts this hook in place of mmengine's).
 
-Every checkpoint is written atomically (`checkpoint.files.install_atomic_checkpoint_io`): a failed write leaves
+Every checkpoint is written atomically (`checkpoint.mmengine_bridge`): a failed write leaves
 no torn file. Two things remain wrong with mmengine 0.10.7's CheckpointHook when a save fails (no space left, a
 read-only folder):
 

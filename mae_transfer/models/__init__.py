@@ -1,10 +1,11 @@
 """Model code: the arch table, ViT layers, the MAE core and the registered wrappers.
 
-This package's own import is light on purpose: `mae_transfer.checkpoint` reads `models.arch` and
-`models.layers.pos_embed`, while the registered wrappers (backbones, classifiers, pose) load their weights
-through `mae_transfer.checkpoint`. Importing the wrappers here would make that a cycle. The registry imports
-the registering sub-packages itself (`mae_transfer.registry`, `locations`), and the names below are loaded
-on first access (`from mae_transfer.models import MAEViT` works as usual).
+This package's own import is light on purpose: `import mae_transfer` reaches `models.arch` and `models.layers`
+(pure tensor code the checkpoint package reads) and should not pay for every registered model. Nothing here
+imports `mae_transfer.checkpoint`: weights reach the registered models through mmengine's entries, which
+`checkpoint.mmengine_bridge` routes to `load_weights`. The registry imports the registering sub-packages itself
+(`mae_transfer.registry`, `locations`), and the names below are loaded on first access
+(`from mae_transfer.models import MAEViT` works as usual).
 """
 import importlib
 from typing import Any

@@ -8,7 +8,6 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from mmengine.model import BaseModel
 
-from ..checkpoint import apply_init_cfg
 from ..registry import MODELS
 from .mae import MAE_FACTORIES
 
@@ -22,7 +21,7 @@ class MAEPretrainer(BaseModel):
         mask_ratio: fraction of patches removed per image.
         data_preprocessor: mmengine data preprocessor config (mean/std in 0-255 units).
         init_cfg: mmengine init config; dict(type='Pretrained', checkpoint=...) loads the MAE model (encoder
-            and decoder) with `mae_transfer.checkpoint.load_weights`: official files, our own checkpoints,
+            and decoder) with `mae_transfer.checkpoint.load_weights` (mmengine's initialiser, routed there): official files, our own checkpoints,
             any supported format.
         **mae_kwargs: passed to the factory: img_size, norm_pix_loss, decoder_*, drop_path_rate.
     """
@@ -38,13 +37,6 @@ class MAEPretrainer(BaseModel):
         self.arch = arch
         self.mask_ratio = mask_ratio
         self.mae = MAE_FACTORIES[arch](**mae_kwargs)
-
-    def init_weights(self) -> None:
-        """Pretrained init_cfg entries load into `self.mae` (`apply_init_cfg`); other configs as mmengine."""
-        if not apply_init_cfg(self, self.mae):
-            super().init_weights()
-            return
-        self._is_init = True
 
     @property
     def pixel_mean(self) -> Tuple[float, ...]:

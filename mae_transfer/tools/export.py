@@ -46,6 +46,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL, help='relative tolerance of the check')
     parser.add_argument('--atol', type=float, default=DEFAULT_ATOL, help='absolute tolerance of the check')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]' (where PyTorch runs the check)")
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='go on when the checkpoint leaves parts of the model (neck, heads) at their initial values')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help=f'override config entries; {CFG_OPTIONS_RULE}')
     return parser.parse_args(argv)
@@ -61,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mae_transfer.export import export_onnx
 
     out = args.out or osp.join('work_dirs', 'export', osp.splitext(osp.basename(args.config))[0] + '.onnx')
-    model = init_model(cfg, args.checkpoint, device=args.device)
+    model = init_model(cfg, args.checkpoint, device=args.device, allow_partial=args.allow_partial)
     report = export_onnx(model, out, opset=args.opset, exporter=args.exporter, input_size=args.input_size,
                          checkpoint=args.checkpoint, rtol=args.rtol, atol=args.atol)
     print(report.table())

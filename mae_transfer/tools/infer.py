@@ -50,6 +50,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='onnxruntime: run the graph of --onnx in place of the PyTorch network')
     parser.add_argument('--onnx', help='the .onnx file of `mae-transfer export` (with --backend onnxruntime)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='go on when the checkpoint leaves parts of the model (neck, heads) at their initial values')
     parser.add_argument('--score-thr', type=float, default=None,
                         help='detection / keypoint score below which nothing is drawn')
     parser.add_argument('--boxes', default=None,
@@ -114,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             written = infer_images(cfg, args.checkpoint, _image_files(args.inputs), args.out_dir, device=args.device,
                                    skippable=in_folders)
         else:
-            model = init_model(cfg, args.checkpoint, device=args.device)
+            model = init_model(cfg, args.checkpoint, device=args.device, allow_partial=args.allow_partial)
             runtime = None
             if args.backend == 'onnxruntime':
                 from mae_transfer.export import attach_onnxruntime

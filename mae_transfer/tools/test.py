@@ -7,8 +7,11 @@
     python tools/test.py cls/ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py checkpoints/mae_finetuned_vit_base.pth
     python tools/test.py CONFIG CHECKPOINT --backend onnxruntime --onnx model.onnx   # the exported graph's metrics
 
-CONFIG is a file, or a shipped config named by its path relative to configs/. A classifier loads its whole model,
-head included, from ours, the official fine-tuned MAE files or a timm ViT classifier (docs/classification.md).
+CONFIG is a file, or a shipped config named by its path relative to configs/. The checkpoint loads whole, heads
+included, through `mae_transfer.checkpoint.load_weights`: ours, or a reference project's release (mmdet's ViTDet,
+mmseg's MAE / BEiT UperNet, ViTPose, official fine-tuned MAE and timm classifiers; docs/<task>.md). A checkpoint
+that leaves any part of the model at its initialisation (an MAE pretraining file, another task's model) stops the
+command with one line naming the parts; `--allow-partial` evaluates anyway.
 With `--backend onnxruntime`, the graph of `mae-transfer export` runs in onnxruntime in place of the PyTorch network;
 the data pipeline, the decoding and the metrics are the same code (docs/export.md).
 
@@ -26,6 +29,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
+from mae_transfer.checkpoint import evaluation_load
 from mae_transfer.engine import prepare_cpu_distributed, unwrap_model
 from mae_transfer.tools import load_config_or_exit, use_own_instances
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options
@@ -35,7 +39,8 @@ from mae_transfer.utils.report import numeric_metrics
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, or a shipped config relative to configs/')
-    parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
+    parser.add_argument('checkpoint', help='the whole trained model: written by tools/train.py, or a reference '
+                                           "project's release")
     parser.add_argument('--work-dir', help='where logs and metrics go (default: work_dirs/<config name>)')
     parser.add_argument('--out', help='metrics JSON file (default: <work_dir>/test_metrics.json)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -46,6 +51,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
                         help='onnxruntime: evaluate the graph of --onnx in place of the PyTorch network')
     parser.add_argument('--onnx', help='the .onnx file of `mae-transfer export` (with --backend onnxruntime)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='evaluate even when the checkpoint leaves parts of the model (neck, heads) at their '
+                             'initial values')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -78,12 +86,6 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     runner = Runner.from_cfg(cfg)
     model = unwrap_model(runner.model)
-    if callable(getattr(model, 'load_checkpoint', None)):
-        # a model that reads reference formats itself (ViTClassifier: official fine-tuned MAE, timm, ours): the
-        # whole model through mae_transfer.checkpoint, one report of every key; mmengine's flag then skips its
-        # own load of `load_from` in runner.test()
-        model.load_checkpoint(args.checkpoint)
-        runner._has_loaded = True
     if args.amp:
         from mae_transfer.engine.autocast_boundaries import fp32_predictions
         fp32_predictions(model)  # evaluators read predictions with numpy, which has no bf16
@@ -92,7 +94,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         from mae_transfer.export import attach_onnxruntime
         model.cfg = cfg  # what the task graph reads (task, input size)
         runtime = attach_onnxruntime(model, args.onnx, checkpoint=args.checkpoint)
-    metrics = runner.test()
+    with evaluation_load(allow_partial=args.allow_partial):  # runner.test() loads `load_from`: whole, or it stops
+        metrics = runner.test()
     if runtime is not None:
         print_log(f'onnxruntime ran {osp.basename(args.onnx)} {runtime.calls} times', logger='current')
     if runner.rank == 0:

@@ -189,8 +189,8 @@ def test_a_clean_load_logs_one_line_and_no_empty_sections(tmp_path, captured_log
     assert len(captured_logs) == 1 and captured_logs[0][0] == logging.INFO
     assert f'loaded {len(encoder)} tensors' in captured_logs[0][1]
     assert 'trained as mae_vit_tiny_patch16' in captured_logs[0][1]
-    with pytest.raises(TypeError, match='backbone'):
-        load_weights(ViTClassifier(backbone=dict(arch='tiny', img_size=64), num_classes=3), encoder)
+    with pytest.raises(TypeError, match='not a Linear without one'):
+        load_weights(torch.nn.Linear(2, 2), encoder)
 
 
 def test_prefix_takes_only_the_keys_under_it():

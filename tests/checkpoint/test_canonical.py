@@ -1,10 +1,11 @@
-"""Canonical form and metadata: arch names from the arch table, the patch grid and how it was found."""
+"""Canonical form and metadata: arch names from the arch table, the patch grid and how it was found, and the
+rest of a whole-model file (`Canonical.parts`) in our whole-model layout."""
 import pytest
 import torch
 from helpers.vit_checkpoints import (EMBED, encoder_keys, features, official_pretrain, reference, save, small_mae)
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
-from mae_transfer.checkpoint import (convert_state_dict, load_pretrained_encoder, normalize_pos_embed,
+from mae_transfer.checkpoint import (canonicalize, convert_state_dict, load_pretrained_encoder, normalize_pos_embed,
                                      save_encoder_checkpoint)
 from mae_transfer.models import MAEPretrainer, MaskedAutoencoderViT, get_2d_sincos_pos_embed, mae_vit_tiny_patch16
 
@@ -104,3 +105,30 @@ def test_a_metadata_grid_that_does_not_fit_is_ignored():
     # 9 rows fit a 3 x 3 grid without cls row only where a format may lack it (timm no_embed_class)
     pos_embed, grid, source = normalize_pos_embed(table, EMBED, grid_hint=(3, 3), may_lack_cls_row=True)
     assert (grid, source, pos_embed.shape[1]) == ((3, 3), 'metadata', 10)
+
+
+def test_parts_are_heads_at_the_encoder_prefix_and_everything_outside_it_but_decoders(mae):
+    """Official fine-tuned files keep `fc_norm` / `head` beside the blocks (prefix ''); our classifier keeps them
+    beside `backbone.`; our pretraining's decoder sits under `mae.` and is the decoder, never a part."""
+    encoder = encoder_keys(mae)
+    heads = {'fc_norm.weight': torch.ones(EMBED), 'fc_norm.bias': torch.zeros(EMBED),
+             'head.weight': torch.ones(3, EMBED)}
+    official = canonicalize({'model': {**encoder, **heads}})
+    assert official.parts_from == {name: name for name in heads} and official.meta.source_prefix == ''
+    ours = canonicalize({'state_dict': {**{f'backbone.{k}': v for k, v in encoder.items()}, **heads}, 'meta': {}})
+    assert ours.parts_from == {name: name for name in heads} and ours.meta.source_prefix == 'backbone.'
+    pretraining = canonicalize({'state_dict': {f'mae.{k}': v for k, v in mae.state_dict().items()}, 'meta': {}})
+    assert pretraining.parts == {} and pretraining.decoder and pretraining.meta.had_decoder
+
+
+def test_parts_under_the_prefix_option_are_named_from_it_and_parts_from_names_the_file(mae):
+    """mmengine's Pretrained `prefix` option: keys outside it are neither encoder nor parts (only dropped); the
+    parts keep their names below it, and `parts_from` gives each one's key in the file."""
+    inner = {**{f'backbone.{k}': v for k, v in encoder_keys(mae).items()},
+             'neck.conv.weight': torch.ones(2), 'decode_head.conv_seg.weight': torch.ones(3)}
+    file = {'state_dict': {**{f'model.{k}': v for k, v in inner.items()}, 'ema.neck.conv.weight': torch.zeros(2)}}
+    result = canonicalize(file, prefix='model')
+    assert result.parts_from == {'neck.conv.weight': 'model.neck.conv.weight',
+                                 'decode_head.conv_seg.weight': 'model.decode_head.conv_seg.weight'}
+    assert result.parts['neck.conv.weight'] is inner['neck.conv.weight']
+    assert 'ema.neck.conv.weight' in result.dropped and 'model.neck.conv.weight' in result.dropped

@@ -1,6 +1,6 @@
 """Whole classifiers load, head included: official fine-tuned MAE files (`{'model': ...}`, encoder + `fc_norm` +
 `head`, no final `norm`), timm ViT classifiers (global or token pooling) and our own checkpoints, through
-`checkpoint.load_classifier_weights` (`ViTClassifier.load_checkpoint`, `tools/test.py`)."""
+the one `checkpoint.load_weights` (also behind `tools/test.py`'s `load_from`, via `checkpoint.mmengine_bridge`)."""
 import argparse
 import json
 
@@ -10,7 +10,7 @@ from mmengine.config import Config
 from timm.models.vision_transformer import VisionTransformer
 
 import mae_transfer.checkpoint as checkpoint_package
-from mae_transfer.checkpoint import load_classifier_weights
+from mae_transfer.checkpoint import PartialCheckpointError, load_weights, mmengine_bridge
 from mae_transfer.checkpoint.formats import split_classifier_head
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.models.classifiers import ViTClassifier
@@ -77,7 +77,7 @@ def test_vit_b_finetune_config_gives_the_official_models_logits():
     cfg = Config.fromfile(str(FT_BASE))
     cfg.model.backbone.init_cfg = None
     model = build_model(cfg).eval()
-    report = model.load_checkpoint(official_checkpoint(reference, 'base'), strict=True)
+    report = load_weights(model, official_checkpoint(reference, 'base'), strict=True, complete=True)
     assert report.ok and not report.dropped_keys and not report.unexpected_keys, report
     assert sorted(report.loaded_keys) == sorted(official_keys(reference)), 'every tensor of the file is loaded'
     assert sorted(report.loaded_keys) == used_keys(model), 'every tensor the model computes with'
@@ -92,7 +92,7 @@ def test_timm_classifier_loads_head_included(pool):
     """timm global pooling (fc_norm + head) into pool='avg', token pooling (norm + head) into pool='cls'."""
     reference = timm_vit(64, 8, global_pool='avg' if pool == 'avg' else 'token', seed=2)
     model = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=8, pool=pool).eval()
-    report = load_classifier_weights(model, reference.state_dict(), strict=True)
+    report = load_weights(model, reference.state_dict(), strict=True, complete=True)
     assert sorted(report.loaded_keys) == used_keys(model) == sorted(official_keys(reference))
     image = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -107,23 +107,24 @@ def test_own_linear_probe_checkpoint_round_trips():
     probe.head[0].running_var.uniform_(0.5, 2.0)
     fresh = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=8,
                           protocol='linear_probe')
-    report = fresh.load_checkpoint({'state_dict': probe.state_dict(), 'meta': {}}, strict=True)
+    report = load_weights(fresh, {'state_dict': probe.state_dict(), 'meta': {}}, strict=True, complete=True)
     assert sorted(report.loaded_keys) == sorted(probe.state_dict())
     for key, value in probe.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
 
 
-def test_encoder_only_file_reports_the_head_missing_and_a_wrong_head_is_refused():
+def test_encoder_only_file_leaves_a_new_head_and_cannot_be_evaluated_and_a_wrong_head_is_refused():
     reference = timm_vit(64, 8)
     encoder_only = {k: v for k, v in reference.state_dict().items() if not k.startswith(('fc_norm', 'head'))}
     model = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=8)
-    report = load_classifier_weights(model, encoder_only)
-    assert set(report.missing_keys) == {'fc_norm.weight', 'fc_norm.bias', 'head.weight', 'head.bias'}
-    with pytest.raises(RuntimeError, match='head.weight'):
-        load_classifier_weights(model, encoder_only, strict=True)
+    report = load_weights(model, encoder_only, strict=True)  # fine-tuning starts here: the head is new by design
+    assert set(report.new_modules) == {'fc_norm.weight', 'fc_norm.bias', 'head.weight', 'head.bias'}
+    assert report.ok and not report.missing_keys
+    with pytest.raises(PartialCheckpointError, match=r'leaves fc_norm, head of the ViTClassifier'):
+        load_weights(model, encoder_only, complete=True)
     other = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=5)
-    with pytest.raises(ValueError, match='num_classes'):
-        load_classifier_weights(other, reference.state_dict())
+    with pytest.raises(ValueError, match='another number of classes'):
+        load_weights(other, reference.state_dict())
 
 
 def test_tools_test_evaluates_an_official_finetuned_file_with_every_tensor(tmp_path, monkeypatch):
@@ -148,10 +149,10 @@ def test_tools_test_evaluates_an_official_finetuned_file_with_every_tensor(tmp_p
     reports = []
 
     def recording(model, checkpoint, **kwargs):
-        reports.append((model, load_classifier_weights(model, checkpoint, **kwargs)))
+        reports.append((model, load_weights(model, checkpoint, **kwargs)))
         return reports[-1][1]
 
-    monkeypatch.setattr(checkpoint_package, 'load_classifier_weights', recording)
+    monkeypatch.setattr(mmengine_bridge, 'load_weights', recording)  # runner.test() loads `load_from` through it
     out = tmp_path / 'metrics.json'
     test_tool.main([str(config_path), str(path), '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
     (model, report), = reports
@@ -180,8 +181,8 @@ def test_an_unknown_file_is_named_by_its_path_once(tmp_path):
     torch.save({'conv1.weight': torch.ones(2, 3, 3, 3)}, resnet)
     classifier = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=3)
     with pytest.raises(checkpoint_package.UnknownCheckpointFormatError) as error:
-        load_classifier_weights(classifier, str(resnet))
+        load_weights(classifier, str(resnet))
     message = str(error.value)
     assert message.startswith(f'{resnet}: cannot identify this checkpoint') and 'the given checkpoint' not in message
     with pytest.raises(checkpoint_package.UnknownCheckpointFormatError, match=r'^the given checkpoint: cannot'):
-        load_classifier_weights(classifier, torch.load(resnet))  # already loaded: named once
+        load_weights(classifier, torch.load(resnet))  # already loaded: named once

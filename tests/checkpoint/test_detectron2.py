@@ -8,8 +8,9 @@ import torch
 from mmengine.runner.checkpoint import load_checkpoint
 from torch import nn
 
-from mae_transfer.checkpoint import CorruptCheckpointError, UnsafeCheckpointError, load_pretrained_encoder
-from mae_transfer.checkpoint.formats import rename_detectron2_pyramid
+from mae_transfer.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError, canonicalize,
+                                     load_pretrained_encoder, read_checkpoint_file)
+from mae_transfer.checkpoint.formats import load_detectron2_checkpoint, reader_for, rename_detectron2_pyramid
 from mae_transfer.models.backbones.mae_vit import MAEViT
 from mae_transfer.models.necks.simple_fpn import SimpleFPN
 from mae_transfer.tools.convert import main as convert_main
@@ -95,6 +96,24 @@ def test_detectron2_checkpoint_loads_backbone_and_pyramid(tmp_path, protocol):
     assert torch.equal(backbone.blocks[0].mlp.fc1.weight, torch.from_numpy(d2['backbone.net.blocks.0.mlp.fc1.weight']))
 
     assert convert_main([str(path), str(tmp_path / 'vitdet_backbone.pth')]) == 0
+
+
+def test_the_detectron2_format_reads_the_pkl_and_its_parts_are_the_pyramid(tmp_path):
+    """The format's own reader reads the `.pkl` (`formats.reader_for`, also behind mmengine's local loader); read or
+    as released (tensors instead of numpy arrays), the file gives the same encoder, and the pyramid as our
+    SimpleFPN's parts; detectron2's heads have no mmdet counterpart and stay among the dropped keys."""
+    path = tmp_path / 'model_final_61ccd1.pkl'
+    d2 = write_d2_checkpoint(path)
+    assert reader_for(path) is load_detectron2_checkpoint and reader_for(tmp_path / 'model.pth') is None
+    read = canonicalize(read_checkpoint_file(path)[0])
+    pyramid = {'neck.' + rename_detectron2_pyramid(key): key for key in d2 if key.startswith('backbone.simfp_')}
+    assert read.meta.source_format == 'detectron2' and read.parts_from == {name: name for name in pyramid}
+    released = canonicalize({'model': {key: torch.from_numpy(value) for key, value in d2.items()}})
+    assert (released.meta.source_format, released.meta.source_prefix) == ('detectron2', 'backbone.net.')
+    assert released.parts_from == pyramid and released.encoder.keys() == read.encoder.keys()
+    assert all(torch.equal(released.parts[name], read.parts[name]) for name in pyramid)
+    assert {'roi_heads.box_predictor.cls_score.weight', 'proposal_generator.rpn_head.conv.conv0.weight'} <= (
+        set(released.dropped) & set(read.dropped))
 
 
 class RunsCode:

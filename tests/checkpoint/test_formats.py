@@ -3,6 +3,9 @@
 Each format's file is built from a randomly initialised tiny model by renaming its keys to that format's
 real scheme (the small writers below are the inverse of the converters, written independently from the
 formats' own code), then read back with `load_pretrained_encoder`. A new format adds its writer to `CASES`.
+The registry (`formats/__init__.py`) is checked below them: detection does not depend on the order the formats
+were registered in, a user's format registers from its own module, and mmdet's ViTDet release maps onto our
+detector key for key.
 """
 import importlib.util
 import json
@@ -15,8 +18,8 @@ import torch
 from helpers.vit_checkpoints import (DEPTH, EMBED, HEADS, IMG, StateDict, encoder_keys, features, official_pretrain,
                                      reference, sample_images, save, small_mae)
 
-from mae_transfer.checkpoint import (UnknownCheckpointFormatError, UnsafeCheckpointError, convert_state_dict,
-                                     load_pretrained_encoder)
+from mae_transfer.checkpoint import (UnknownCheckpointFormatError, UnsafeCheckpointError, canonicalize,
+                                     convert_state_dict, formats, load_pretrained_encoder)
 from mae_transfer.models.mae import MaskedAutoencoderViT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,3 +257,234 @@ def test_convert_cli_refuses_unknown_files_and_its_own_source(tmp_path, capsys, 
     assert convert.main([str(vit), str(tmp_path / 'vit_encoder.pth')]) == 0
     state_dict, meta = load_pretrained_encoder(tmp_path / 'vit_encoder.pth')
     assert meta.source_format == 'mae_transfer' and torch.equal(features(state_dict, meta), reference(mae))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The registry: one record per format, detection that does not depend on the order of registration
+# ----------------------------------------------------------------------------------------------------------
+
+def without(state: StateDict, *names: str) -> StateDict:
+    return {k: v for k, v in state.items() if k not in names}
+
+
+def vitpose_released(mae):
+    """ViTPose (mmpose 0.x): canonical blocks under `backbone.`, `last_norm`, no cls token, `keypoint_head`."""
+    encoder = {('last_norm.' + k[len('norm.'):] if k.startswith('norm.') else k): v
+               for k, v in without(encoder_keys(mae), 'cls_token').items()}
+    return {'state_dict': {**prefixed(encoder, 'backbone.'), 'keypoint_head.final_layer.weight': torch.ones(17, 8)}}
+
+
+def mmpose_vitpose(mae):
+    """mmpose 1.x ViTPose: mmpretrain names, no cls token, pos_embed without its cls row, head.* ours already."""
+    encoder = to_mmpretrain(without(encoder_keys(mae), 'cls_token'))
+    encoder['pos_embed'] = encoder['pos_embed'][:, 1:]
+    return {'state_dict': {**prefixed(encoder, 'backbone.'), 'head.final_layer.weight': torch.ones(17, 8)}}
+
+
+def mmseg_beit(mae):
+    state = mmpretrain_classifier(mae)['state_dict']
+    return {'state_dict': {**state, **{f'backbone.layers.{i}.gamma_1': torch.ones(EMBED) for i in range(DEPTH)},
+                           **{f'backbone.layers.{i}.gamma_2': torch.ones(EMBED) for i in range(DEPTH)}}}
+
+
+def detectron2_released(mae):
+    """detectron2's layout (tensors instead of the numpy arrays of a `.pkl`): ViT under `backbone.net.`."""
+    state = prefixed(without(encoder_keys(mae), 'cls_token', 'norm.weight', 'norm.bias'), 'backbone.net.')
+    return {**state, 'backbone.simfp_4.0.weight': torch.ones(8, EMBED, 1, 1),
+            'roi_heads.box_predictor.cls_score.weight': torch.ones(4, 8)}
+
+
+def detectron2_read(mae):
+    """What the detectron2 reader gives: the ViT under `backbone.`, beside detectron2's own heads."""
+    return {'state_dict': {**prefixed(encoder_keys(mae), 'backbone.'), 'neck.stems.2.weight': torch.ones(1),
+                           'proposal_generator.rpn_head.conv.weight': torch.ones(8, 8, 3, 3)}}
+
+
+def mmdet_vitdet(mae):
+    state = prefixed(without(encoder_keys(mae), 'cls_token', 'norm.weight', 'norm.bias'), 'backbone.')
+    return {'state_dict': {**state, 'neck.fpn1.0.weight': torch.ones(EMBED, 32, 2, 2),
+                           'neck.lateral_convs.0.conv.weight': torch.ones(8, 16, 1, 1),
+                           'roi_head.mask_head.convs.0.norm_layer.weight': torch.ones(8)}}
+
+
+# file -> (writer, format family it is)
+FAMILIES = {
+    **{case: (writer, 'canonical' if label in ('official_mae', 'mae_transfer', 'timm') else label)
+       for case, (writer, _, label, _) in CASES.items()},
+    'official_finetuned': (lambda mae: {'model': {**encoder_keys(mae), 'head.weight': torch.ones(10, EMBED)}},
+                           'canonical'),
+    'vitpose': (vitpose_released, 'vitpose'),
+    'mmpose_vitpose': (mmpose_vitpose, 'mmpose_vitpose'),
+    'mmseg_beit': (mmseg_beit, 'mmseg_beit'),
+    'detectron2_released': (detectron2_released, 'detectron2'),
+    'detectron2_read': (detectron2_read, 'detectron2'),
+    'mmdet_vitdet': (mmdet_vitdet, 'mmdet_vitdet'),
+}
+
+
+# file -> `Canonical.parts_from` (our whole-model name -> the key in the file) of what it holds beside the encoder
+HEAD = {'head.weight': 'head.weight', 'head.bias': 'head.bias'}
+MMPRETRAIN_HEAD = {f'head.layers.head.{p}': f'head.layers.head.{p}' for p in ('weight', 'bias')}
+PARTS = {
+    **{case: {} for case in ('official_pretrain', 'official_visualize', 'ours_pretrain', 'mmpretrain_mae',
+                             'hf_vitmae_model', 'hf_vitmae_pretraining')},  # an MAE decoder is no part
+    'ours_downstream': {'neck.lateral.0.weight': 'neck.lateral.0.weight',
+                        'roi_head.bbox_head.fc_cls.weight': 'roi_head.bbox_head.fc_cls.weight'},
+    **{case: HEAD for case in ('timm_pth', 'timm_bin', 'timm_safetensors')},  # heads at the encoder's prefix
+    'official_finetuned': {'head.weight': 'head.weight'},
+    'mmpretrain_classifier': MMPRETRAIN_HEAD, 'mmseg_beit': MMPRETRAIN_HEAD,
+    'hf_vit_classifier': {'head.weight': 'classifier.weight', 'head.bias': 'classifier.bias'},
+    'vitpose': {'head.final_layer.weight': 'keypoint_head.final_layer.weight'},
+    'mmpose_vitpose': {'head.final_layer.weight': 'head.final_layer.weight'},
+    'detectron2_released': {'neck.lateral_convs.2.0.weight': 'backbone.simfp_4.0.weight'},  # no roi_heads
+    'detectron2_read': {'neck.stems.2.weight': 'neck.stems.2.weight'},  # no proposal_generator
+    'mmdet_vitdet': {'neck.stems.0.0.weight': 'neck.fpn1.0.weight',
+                     'neck.lateral_convs.0.0.weight': 'neck.lateral_convs.0.conv.weight',
+                     'roi_head.mask_head.convs.0.ln.weight': 'roi_head.mask_head.convs.0.norm_layer.weight'},
+}
+
+
+@pytest.mark.parametrize('case', sorted(FAMILIES))
+def test_parts_are_the_necks_and_heads_in_our_whole_model_layout(case, mae):
+    checkpoint = FAMILIES[case][0](mae)
+    state_dict, _ = formats.unwrap_checkpoint(checkpoint)
+    result = canonicalize(checkpoint)
+    assert result.parts_from == PARTS[case] and list(result.parts) == list(result.parts_from)
+    assert all(result.parts[ours] is state_dict[theirs] for ours, theirs in result.parts_from.items())
+    assert set(result.parts_from.values()) <= set(result.dropped)  # `dropped` still lists everything left out
+
+
+def tensor_keys(checkpoint) -> list:
+    state_dict, _ = formats.unwrap_checkpoint(checkpoint)
+    return [key for key, value in state_dict.items() if isinstance(value, torch.Tensor)]
+
+
+@pytest.mark.parametrize('order', ['as registered', 'reversed'])
+def test_detection_does_not_depend_on_the_order_of_registration(order, mae, monkeypatch):
+    if order == 'reversed':
+        monkeypatch.setattr(formats, 'FORMATS', dict(reversed(list(formats.FORMATS.items()))))
+    for case, (writer, family) in FAMILIES.items():
+        found = formats.detect(tensor_keys(writer(mae)))
+        assert found is not None and found[0].name == family, case
+        assert formats.detect_scheme(tensor_keys(writer(mae)))[0] == family
+
+
+def test_every_family_converts_and_names_itself(mae):
+    qkv = encoder_keys(mae)['blocks.1.attn.qkv.weight']
+    for case, (writer, family) in FAMILIES.items():
+        result = canonicalize(writer(mae))
+        assert result.meta.source_format in formats.FORMATS[family].labels, case
+        assert torch.equal(result.encoder['blocks.1.attn.qkv.weight'], qkv), case
+
+
+def test_formats_of_equal_priority_that_both_match_are_an_error_not_a_coin_toss(mae, monkeypatch):
+    monkeypatch.setattr(formats, 'FORMATS', dict(formats.FORMATS))
+    twin = formats.FORMATS['vitpose']
+    formats.register_format(formats.CheckpointFormat(name='vitpose_twin', marker=twin.marker, rename=twin.rename,
+                                                     matches=twin.matches, priority=twin.priority))
+    with pytest.raises(UnknownCheckpointFormatError, match="fits the formats.*vitpose.*equally"):
+        formats.detect(tensor_keys(vitpose_released(mae)))
+    assert formats.detect_scheme(tensor_keys(official_pretrain(mae))) == ('canonical', '')
+
+
+def test_register_format_refuses_a_taken_name_label_or_suffix():
+    canonical = formats.FORMATS['canonical']
+    for clash in (dict(name='canonical'), dict(name='mine', labels=('timm',)),
+                  dict(name='mine', read=lambda path: {}, suffixes=('.pkl',))):
+        with pytest.raises(ValueError, match='already belongs to format'):
+            formats.register_format(formats.CheckpointFormat(**{'marker': 'x.weight', 'rename': canonical.rename,
+                                                                **clash}))
+    assert formats.reader_for('model_final_f05665.pkl') is formats.load_detectron2_checkpoint
+    assert formats.reader_for('vit.pth') is None and 'mine' not in formats.FORMATS
+
+
+# the format of docs/EXTENDING.md ("A new checkpoint format"), written as a user's own module would
+MYLAB_TOP = {'stem.proj.weight': 'patch_embed.proj.weight', 'stem.proj.bias': 'patch_embed.proj.bias',
+             'stem.cls': 'cls_token', 'stem.pos': 'pos_embed', 'final_ln.weight': 'norm.weight',
+             'final_ln.bias': 'norm.bias'}
+MYLAB_BLOCK = {'ln1': 'norm1', 'attn.qkv': 'attn.qkv', 'attn.out': 'attn.proj', 'ln2': 'norm2',
+               'mlp.fc1': 'mlp.fc1', 'mlp.fc2': 'mlp.fc2'}
+
+
+def rename_mylab(state_dict, prefix):
+    import re
+    result, unplaced = formats.EncoderKeys(), []
+    for key, name, value in formats.under_prefix(state_dict, prefix, result.dropped):
+        layer = re.match(r'^layers\.(\d+)\.(.+)\.(weight|bias)$', name)
+        if name in MYLAB_TOP:
+            result.state_dict[MYLAB_TOP[name]] = value
+        elif layer and layer.group(2) in MYLAB_BLOCK:
+            result.state_dict[f'blocks.{layer.group(1)}.{MYLAB_BLOCK[layer.group(2)]}.{layer.group(3)}'] = value
+        else:
+            unplaced.append(key)
+    formats.refuse_unplaced(unplaced, 'mylab')
+    return result
+
+
+def to_mylab(encoder: StateDict) -> StateDict:
+    top = {ours: theirs for theirs, ours in MYLAB_TOP.items()}
+    block = {ours: theirs for theirs, ours in MYLAB_BLOCK.items()}
+    out = {}
+    for key, value in encoder.items():
+        if key in top:
+            out[top[key]] = value
+        else:
+            _, index, rest = key.split('.', 2)
+            module, _, param = rest.rpartition('.')
+            out[f'layers.{index}.{block[module]}.{param}'] = value
+    return out
+
+
+def test_a_format_registered_by_its_own_module_converts_to_identical_features(mae, monkeypatch):
+    monkeypatch.setattr(formats, 'FORMATS', dict(formats.FORMATS))  # this test's registration ends with it
+    formats.register_format(formats.CheckpointFormat(
+        name='mylab', marker='stem.proj.weight', rename=rename_mylab,
+        whole_model=lambda parts: formats.rename_prefixes(parts, {'cls_head.': 'head.'})))
+    file = {'model': {**prefixed(to_mylab(encoder_keys(mae)), 'encoder.'), 'cls_head.weight': torch.ones(10, EMBED)}}
+    result = canonicalize(file)
+    assert (result.meta.source_format, result.meta.source_prefix) == ('mylab', 'encoder.')
+    assert torch.equal(features(result.encoder, result.meta), reference(mae))
+    assert list(result.parts) == ['head.weight'] and result.parts_from == {'head.weight': 'cls_head.weight'}
+    assert 'mylab' in formats.format_labels() and convert_state_dict(file, format='mylab')[1].depth == DEPTH
+
+
+# ----------------------------------------------------------------------------------------------------------
+# mmdet's ViTDet release (projects/ViTDet) -> our tiny detector, key for key
+# ----------------------------------------------------------------------------------------------------------
+
+DET_TINY = REPO / 'configs' / 'det' / 'mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py'
+
+
+def test_mmdet_vitdet_keys_land_on_our_detector_with_the_same_shapes():
+    """The project's Mask R-CNN (tests/helpers/mmdet_vitdet.py, built at our tiny det config's sizes): every key
+    converts onto a key of our detector of the same shape, and covers all of it but the final norm the project's
+    ViT does not have."""
+    pytest.importorskip('mmdet')
+    from helpers import mmdet_vitdet as reference_project
+
+    from mae_transfer.utils.configs import build_model
+
+    ours = build_model(DET_TINY).state_dict()
+    channels = ours['neck.output_convs.0.0.weight'].shape[0]
+    classes = ours['roi_head.bbox_head.fc_cls.weight'].shape[0] - 1  # + background
+    cfg = reference_project.reference_model_cfg('tiny', num_classes=classes, embed_dim=192, depth=4, num_heads=3,
+                                                window_block_indexes=(0, 2), img_size=128, pretrain_img_size=128)
+    cfg['neck']['out_channels'] = cfg['rpn_head']['in_channels'] = cfg['rpn_head']['feat_channels'] = channels
+    roi = cfg['roi_head']
+    roi['bbox_roi_extractor']['out_channels'] = roi['mask_roi_extractor']['out_channels'] = channels
+    roi['bbox_head'].update(in_channels=channels, conv_out_channels=channels, fc_out_channels=256)
+    roi['mask_head'].update(in_channels=channels, conv_out_channels=channels)
+    theirs = reference_project.build_reference_detector(cfg, init_weights=False).state_dict()
+    assert any('.norm_layer.' in key for key in theirs) and 'backbone.cls_token' not in theirs
+
+    result = canonicalize({'state_dict': theirs, 'meta': {}})
+    assert (result.meta.source_format, result.meta.source_prefix) == ('mmdet_vitdet', 'backbone.')
+    converted = {**{'backbone.' + k: v for k, v in result.encoder.items()}, **result.parts}
+    wrong = {k: (tuple(v.shape), tuple(ours[k].shape) if k in ours else None) for k, v in converted.items()
+             if k not in ours or ours[k].shape != v.shape}
+    assert not wrong
+    assert set(ours) - set(converted) == {'backbone.norm.weight', 'backbone.norm.bias'}
+    assert len(converted) == len(theirs) + 1  # + the zero cls token
+    assert result.parts_from['neck.output_convs.3.1.bias'] == 'neck.fpn_convs.3.norm_layer.bias'
+    assert result.parts_from['roi_head.mask_head.convs.3.ln.weight'] == 'roi_head.mask_head.convs.3.norm_layer.weight'
+    assert all(result.parts[k] is theirs[v] for k, v in result.parts_from.items())

@@ -1,4 +1,4 @@
-"""mmseg's `MAE` / `BEiT` backbone checkpoints (`formats.rename_mmseg_beit`): told apart from mmpretrain's
+"""mmseg's `MAE` / `BEiT` backbone checkpoints (`formats/mmseg_beit.py`): told apart from mmpretrain's
 scheme by their BEiT-only keys, renamed to our names with layer scale and bias tables, and loaded into a MAEViT
 with the ADE20K options to the same features; an MAE pretraining file loads with the new tensors new by design.
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers.mmseg_beit import to_mmseg_beit
-from mae_transfer.checkpoint import convert_state_dict, load_weights
+from mae_transfer.checkpoint import canonicalize, convert_state_dict, load_weights
 from mae_transfer.checkpoint.formats import detect_scheme
 from mae_transfer.models.backbones.mae_vit import MAEViT
 
@@ -46,6 +46,8 @@ def test_mmseg_mae_and_beit_files_give_the_same_features(beit, tmp_path):
     state.update({'decode_head.conv_seg.weight': torch.zeros(3, 8, 1, 1), 'neck.fpn1.0.weight': torch.zeros(1)})
     assert detect_scheme(state) == ('mmseg_beit', 'backbone.')
     assert ('backbone.layers.0.attn.q_bias' in state) == beit and ('backbone.pos_embed' in state) == (not beit)
+    parts = canonicalize(state).parts  # the segmentor's neck and heads keep their names; index buffers are no part
+    assert list(parts) == ['decode_head.conv_seg.weight', 'neck.fpn1.0.weight']
     path = tmp_path / 'mmseg_upernet.pth'
     torch.save({'state_dict': state, 'meta': {}}, path)
 

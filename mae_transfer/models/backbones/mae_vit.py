@@ -13,6 +13,7 @@ Two token layouts, picked by the options:
   ViTDet), tokens stay on their grid `x: [N, H, W, D]` and blocks use `WindowRelPosAttention`.
 """
 import copy
+from functools import partial
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -21,8 +22,6 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ...checkpoint import apply_init_cfg
-from ...checkpoint.adapt import convert_backbone_keys_hook
 from ...registry import MODELS
 from ..arch import get_arch
 from ..layers.pos_embed import grid_tuple
@@ -86,6 +85,7 @@ class MAEViT(ViTEncoder, BaseModule):
             `layers/beit_attention.py`), as the MAE paper's ADE20K setting; needs the cls-token layout.
         layer_scale_init_value: learnable layer scale (`blocks.N.ls1.gamma` / `ls2.gamma`) starting at this
             value (mmseg's MAE config: 1.0); None: no layer scale.
+        norm_eps: eps of every LayerNorm (MAE, timm, detectron2: 1e-6; mmdet's ViTDet project: mmcv's 1e-5).
     """
 
     def __init__(self, arch: str = 'base', img_size: Union[int, Tuple[int, int]] = 224,
@@ -100,6 +100,7 @@ class MAEViT(ViTEncoder, BaseModule):
                  layer_scale_init_value: Optional[float] = None,
                  patch_padding: int = 0,
                  add_cls_pos_to_patches: bool = False,
+                 norm_eps: float = 1e-6,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         arch_dims = get_arch(arch)
         dims = dict(embed_dim=arch_dims.embed_dim, depth=arch_dims.depth, num_heads=arch_dims.num_heads,
@@ -133,13 +134,12 @@ class MAEViT(ViTEncoder, BaseModule):
         super().__init__(img_size=img_size, patch_size=dims['patch_size'], in_chans=in_channels,
                          embed_dim=dims['embed_dim'], depth=dims['depth'], num_heads=dims['num_heads'],
                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path_rate=drop_path_rate,
+                         norm_layer=partial(nn.LayerNorm, eps=norm_eps),
                          trainable_pos_embed=True, dynamic_img_size=True, attn_layer=attn_layer,
                          attn_kwargs=attn_kwargs, block_attn_kwargs=block_attn_kwargs,
                          layer_scale_init_value=layer_scale_init_value)
         self.use_rel_pos_bias = use_rel_pos_bias
         self.layer_scale_init_value = layer_scale_init_value
-        # whole-model files of the reference code (mmseg BEiT / MAE UperNet, ...) load with their backbone keys
-        self.register_load_state_dict_pre_hook(convert_backbone_keys_hook)
         if patch_padding:  # ViTPose's patch conv: kernel p, stride p, padding patch_padding
             if not 0 <= patch_padding < dims['patch_size'] / 2:
                 raise ValueError(f'patch_padding must be in [0, {dims["patch_size"]} / 2), got {patch_padding}')
@@ -194,17 +194,6 @@ class MAEViT(ViTEncoder, BaseModule):
         super().train(mode)
         self._freeze_stages()
         return self
-
-    # ------------------------------------------------------------------------------------------------ weights
-
-    def init_weights(self) -> None:
-        """Load `init_cfg` Pretrained weights with `load_weights` (`apply_init_cfg`); other init configs as
-        mmengine. Without an init_cfg the weights keep the MAE initialisation done in the constructor.
-        """
-        if not apply_init_cfg(self, self):
-            super().init_weights()
-            return
-        self._is_init = True
 
     # ------------------------------------------------------------------------------------------------ forward
 

@@ -17,8 +17,9 @@ MODELS registry whatever the default scope (`mae_transfer.utils.builder.build_mo
 `init_cfg=dict(type='Pretrained', checkpoint=...)` loads any supported checkpoint and every parameter name is
 `backbone.<official name>`: the layer-wise lr decay constructor gives `backbone.blocks.N` layer N + 1 and
 `fc_norm` / `head` the top layer. The state dict converts to a timm `VisionTransformer` with
-`mae_transfer.checkpoint.classifier_to_timm`; `load_checkpoint` reads a whole classifier back, head included,
-from ours, the official fine-tuned MAE files or a timm ViT classifier (`checkpoint.load_classifier_weights`).
+`mae_transfer.checkpoint.classifier_to_timm`; `mae_transfer.checkpoint.load_weights` (also behind mmengine's
+`load_checkpoint` / `load_from`) reads a whole classifier back, head included, from ours, the official fine-tuned
+MAE files or a timm ViT classifier.
 """
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -207,18 +208,6 @@ class ViTClassifier(BaseModel):
                                            else self._labels(data_samples, scores.device).tolist())
         return [dict(pred_score=score.cpu(), pred_label=int(score.argmax()), gt_label=label)
                 for score, label in zip(scores, labels)]
-
-    def load_checkpoint(self, checkpoint: Any, strict: bool = False) -> Any:
-        """Load every tensor of a whole classifier, head included, through `mae_transfer.checkpoint`: our own
-        checkpoints, official fine-tuned MAE files (`mae_finetuned_vit_*.pth`) and timm ViT classifiers
-        (`load_classifier_weights`); `tools/test.py` loads through it. Returns the `LoadReport`.
-
-        Args:
-            checkpoint: a path or a loaded checkpoint.
-            strict: raise when a key is missing or unexpected.
-        """
-        from ...checkpoint import load_classifier_weights
-        return load_classifier_weights(self, checkpoint, strict=strict)
 
     def trainable_parameter_names(self) -> List[str]:
         """Names of the parameters the optimiser updates (what the protocol leaves trainable)."""

@@ -34,12 +34,12 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2).contiguous()  # [N, C, H, W]; mmcv RoIAlign reads a dense NCHW buffer
 
 
-def _rescale(in_channels: int, scale: float) -> Tuple[nn.Module, int]:
+def _rescale(in_channels: int, scale: float, eps: float) -> Tuple[nn.Module, int]:
     """The resampling stem of one pyramid level and its output channels."""
     if scale == 4.0:  # two 2x deconvolutions, halving channels each time
         stem = nn.Sequential(
             nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2),
-            LayerNorm2d(in_channels // 2), nn.GELU(),
+            LayerNorm2d(in_channels // 2, eps=eps), nn.GELU(),
             nn.ConvTranspose2d(in_channels // 2, in_channels // 4, kernel_size=2, stride=2))
         return stem, in_channels // 4
     if scale == 2.0:
@@ -58,9 +58,9 @@ class _ConvNorm(nn.Sequential):
     classic `FPN` applies `c2_xavier_fill`; ViTDet's simple pyramid does not).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, eps: float) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
-        super().__init__(conv, LayerNorm2d(out_channels))
+        super().__init__(conv, LayerNorm2d(out_channels, eps=eps))
 
 
 @MODELS.register_module()
@@ -76,11 +76,12 @@ class SimpleFPN(BaseModule):
         out_channels: channels of every output.
         scale_factors: resampling of each level relative to the input map, finest first.
         num_outs: number of outputs (ViTDet / mmdet Mask R-CNN: 5).
+        norm_eps: eps of the channel LayerNorms (ViTDet: 1e-6; mmdet's ViTDet project: mmcv's 1e-5).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, in_channels: Union[int, Sequence[int]], out_channels: int = 256,
-                 scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5), num_outs: int = 5,
+                 scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5), num_outs: int = 5, norm_eps: float = 1e-6,
                  init_cfg: Union[dict, List[dict], None] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         in_channels = in_channels if isinstance(in_channels, int) else list(in_channels)[-1]
@@ -94,10 +95,10 @@ class SimpleFPN(BaseModule):
         self.lateral_convs = nn.ModuleList()
         self.output_convs = nn.ModuleList()
         for scale in self.scale_factors:
-            stem, channels = _rescale(in_channels, scale)
+            stem, channels = _rescale(in_channels, scale, norm_eps)
             self.stems.append(stem)
-            self.lateral_convs.append(_ConvNorm(channels, out_channels, kernel_size=1))
-            self.output_convs.append(_ConvNorm(out_channels, out_channels, kernel_size=3))
+            self.lateral_convs.append(_ConvNorm(channels, out_channels, kernel_size=1, eps=norm_eps))
+            self.output_convs.append(_ConvNorm(out_channels, out_channels, kernel_size=3, eps=norm_eps))
 
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]) -> Tuple[torch.Tensor, ...]:
         """Build the pyramid.

@@ -23,7 +23,6 @@ import torch
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from ...checkpoint.formats import rename_vitpose_model
 from ...codecs.coco_keypoints import COCO_FLIP_INDICES
 from ...codecs.geometry import crop_to_image
 from ...registry import MODELS, TASK_UTILS
@@ -78,14 +77,6 @@ class TopdownPoseEstimator(BaseModel):
         self.codec = build_module(TASK_UTILS, codec)
         self.loss_module = build_module(MODELS, loss or {}, type='KeypointMSELoss')
         self.test_cfg = dict(test_cfg or {})
-        # a released ViTPose file (backbone.* + keypoint_head.*) loads as it is: tools/test.py CONFIG vitpose.pth
-        self._register_load_state_dict_pre_hook(self._rename_reference_keys)
-
-    @staticmethod
-    def _rename_reference_keys(state_dict: Dict, prefix: str, *args) -> None:
-        """Load-state-dict pre-hook: rename a reference pose model's keys to ours in place
-        (`mae_transfer.checkpoint.formats.rename_vitpose_model`); any other state dict is left alone."""
-        rename_vitpose_model(state_dict, prefix)
 
     # ------------------------------------------------------------------------------------------------ compute
 
