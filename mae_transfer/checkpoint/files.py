@@ -26,7 +26,7 @@ import torch
 from mmengine.logging import print_log
 
 from .canonical import META_MARKER, CheckpointMeta, canonicalize
-from .formats import DETECTRON2_SUFFIX, HF_WEIGHT_FILES, UnknownCheckpointFormatError, reader_for, sidecar_hints
+from .formats import HF_WEIGHT_FILES, UnknownCheckpointFormatError, reader_for, sidecar_hints
 from .safe_load import safe_torch_load
 
 PathLike = Union[str, os.PathLike]
@@ -189,7 +189,8 @@ def resolve_checkpoint_path(path: PathLike, prefer_safetensors: bool = True) -> 
             if (path / name).is_file():
                 return path / name
         raise FileNotFoundError(f'{path} is a directory without {" or ".join(HF_WEIGHT_FILES)}')
-    known_suffix = path.suffix in TORCH_SUFFIXES + (SAFETENSORS_SUFFIX, DETECTRON2_SUFFIX)
+    # a format's own reader (detectron2 `.pkl`) makes its suffix a checkpoint's too
+    known_suffix = path.suffix in TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,) or reader_for(path) is not None
     stem = path.with_suffix('') if known_suffix else path
     if prefer_safetensors and path.suffix != SAFETENSORS_SUFFIX:
         sibling = stem.parent / (stem.name + SAFETENSORS_SUFFIX)

@@ -11,7 +11,8 @@ from timm.models.vision_transformer import VisionTransformer
 
 import mae_transfer.checkpoint as checkpoint_package
 from mae_transfer.checkpoint import PartialCheckpointError, load_weights, mmengine_bridge
-from mae_transfer.checkpoint.formats import split_classifier_head
+from mae_transfer.checkpoint import canonical as canonical_module
+from mae_transfer.checkpoint.formats import detect, split_classifier_head
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.models.classifiers import ViTClassifier
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
@@ -153,9 +154,17 @@ def test_tools_test_evaluates_an_official_finetuned_file_with_every_tensor(tmp_p
         return reports[-1][1]
 
     monkeypatch.setattr(mmengine_bridge, 'load_weights', recording)  # runner.test() loads `load_from` through it
+    detections = []
+
+    def counting(keys):
+        detections.append(len(keys))
+        return detect(keys)
+
+    monkeypatch.setattr(canonical_module, 'detect', counting)
     out = tmp_path / 'metrics.json'
     test_tool.main([str(config_path), str(path), '--work-dir', str(tmp_path / 'work'), '--out', str(out)])
     (model, report), = reports
+    assert len(detections) == 1, 'the walk from tools/test.py to load_state_dict detects the format once'
     assert report.ok and report.resized_keys == ['backbone.pos_embed'] and not report.unexpected_keys
     assert sorted(report.loaded_keys) == used_keys(model) == sorted(official_keys(reference))
     for name in ('fc_norm.weight', 'fc_norm.bias', 'head.bias', 'backbone.blocks.3.mlp.fc2.weight'):

@@ -97,9 +97,9 @@ def test_undecodable_image_and_video_given_to_infer(tmp_path, capsys):
 
     clip = tmp_path / 'clip.mp4'
     clip.write_bytes(b'\x00\x00\x00\x18ftypisom' + bytes(range(256)) * 4)  # a header, then no 'moov' index
-    empty = tmp_path / 'pose.pth'
-    torch.save({'state_dict': {}}, empty)  # pose loads whatever matches (nothing): the video is the fault here
-    status, err = run(infer.main, 'infer', [TINY_POSE, str(empty), str(clip), '--out-dir', str(tmp_path / 'o')],
+    pose = tmp_path / 'pose.pth'
+    torch.save({'state_dict': init_model(CONFIG_ROOT / TINY_POSE).state_dict()}, pose)  # the video is the fault here
+    status, err = run(infer.main, 'infer', [TINY_POSE, str(pose), str(clip), '--out-dir', str(tmp_path / 'o')],
                       capsys)
     assert status == 2 and err.splitlines()[-1].startswith(f'mae-transfer infer: error: cannot open video {clip}')
     assert 'record it again' in err  # the fix for a file cut before its index
