@@ -195,3 +195,16 @@ def test_an_unknown_file_is_named_by_its_path_once(tmp_path):
     assert message.startswith(f'{resnet}: cannot identify this checkpoint') and 'the given checkpoint' not in message
     with pytest.raises(checkpoint_package.UnknownCheckpointFormatError, match=r'^the given checkpoint: cannot'):
         load_weights(classifier, torch.load(resnet))  # already loaded: named once
+
+
+def test_mmengine_load_checkpoint_reads_an_official_finetuned_file_whole(tmp_path):
+    """What `load_from` and every OpenMMLab tool call: the encoder, `fc_norm` and `head` all load."""
+    from mmengine.runner import load_checkpoint
+    reference = timm_vit(64, 8, seed=8)
+    path = tmp_path / 'mae_finetuned_vit_tiny.pth'
+    torch.save(official_checkpoint(reference, 'tiny'), path)
+    model = ViTClassifier(backbone=dict(type='MAEViT', arch='tiny', img_size=64), num_classes=8).eval()
+    load_checkpoint(model, str(path), map_location='cpu')
+    image = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert relative_error(model(image, mode='tensor'), reference(image)) < 1e-4
