@@ -5,7 +5,8 @@ three mmengine entries; for models that hold a mae_transfer ViT each becomes `ad
 checkpoint of any supported format loads the same way, with the same report, whoever asks:
 
     Runner.load_checkpoint           `load_from`, `--resume`, `runner.test()`
-    mmengine.runner.load_checkpoint  the apis of mmdet / mmseg, user code
+    mmengine.runner.load_checkpoint  the apis of mmdet / mmseg, user code; and `_load_checkpoint_to_model`, which
+                                     it calls, for code that bound mmengine's function before `import mae_transfer`
     WEIGHT_INITIALIZERS 'Pretrained' `init_cfg=dict(type='Pretrained', checkpoint=..., prefix=..., checkpoint_grid=...)`
 
 Models without a mae_transfer ViT keep mmengine's behaviour unchanged. Beside them, for files on disk:
@@ -87,6 +88,16 @@ def load_checkpoint(model: nn.Module, filename: str, map_location: Any = None, s
     return checkpoint
 
 
+def load_checkpoint_to_model(model: nn.Module, checkpoint: dict, strict: bool = False, logger: Any = None,
+                             revise_keys: List[Tuple[str, str]] = [(r'^module\.', '')]) -> dict:  # noqa: B006
+    """mmengine's `_load_checkpoint_to_model`: what its own `load_checkpoint` calls once the file is read."""
+    ours = _ours(model)
+    if ours is None:
+        return _ORIGINAL['to_model'](model, checkpoint, strict=strict, logger=logger, revise_keys=revise_keys)
+    load_weights(ours, checkpoint, strict=strict, complete=_EVALUATING.get())
+    return checkpoint
+
+
 class MAETransferPretrainedInit(PretrainedInit):
     """mmengine's `Pretrained` initialiser; for a module holding a mae_transfer ViT it loads through
     `load_weights` (any supported format, pos-embed resized, one report).
@@ -125,8 +136,10 @@ def install() -> None:
 
     _ORIGINAL.setdefault('runner', mmengine_runner.Runner.load_checkpoint)
     _ORIGINAL.setdefault('function', mmengine_checkpoint.load_checkpoint)
+    _ORIGINAL.setdefault('to_model', mmengine_checkpoint._load_checkpoint_to_model)
     mmengine_runner.Runner.load_checkpoint = runner_load_checkpoint
     mmengine_checkpoint.load_checkpoint = load_checkpoint
+    mmengine_checkpoint._load_checkpoint_to_model = load_checkpoint_to_model
     mmengine.runner.load_checkpoint = load_checkpoint
     WEIGHT_INITIALIZERS.register_module(name='Pretrained', module=MAETransferPretrainedInit, force=True)
     mmengine_checkpoint.CheckpointLoader.register_scheme(prefixes='', loader=safe_load.load_from_local, force=True)
@@ -135,4 +148,5 @@ def install() -> None:
     mmengine_runner.find_latest_checkpoint = files.find_latest_checkpoint
 
 
-__all__ = ['MAETransferPretrainedInit', 'evaluation_load', 'install', 'load_checkpoint', 'runner_load_checkpoint']
+__all__ = ['MAETransferPretrainedInit', 'evaluation_load', 'install', 'load_checkpoint', 'load_checkpoint_to_model',
+           'runner_load_checkpoint']

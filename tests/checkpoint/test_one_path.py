@@ -42,6 +42,16 @@ def test_mmengine_entries_are_routed_to_load_weights():
     assert Runner.load_checkpoint is mmengine_bridge.runner_load_checkpoint
     assert mmengine.runner.load_checkpoint is mmengine_checkpoint.load_checkpoint is mmengine_bridge.load_checkpoint
     assert WEIGHT_INITIALIZERS.get('Pretrained') is mmengine_bridge.MAETransferPretrainedInit
+    assert mmengine_checkpoint._load_checkpoint_to_model is mmengine_bridge.load_checkpoint_to_model
+
+
+def test_mmengine_load_checkpoint_bound_before_the_bridge_still_loads_whole(mae_checkpoint):
+    """Code that bound mmengine's own `load_checkpoint` before `import mae_transfer` (mmdet's apis imported
+    first) reaches `load_weights` through `_load_checkpoint_to_model`."""
+    path, encoder = mae_checkpoint
+    model = build_model(str(DET_TINY))
+    mmengine_bridge._ORIGINAL['function'](model, str(path), map_location='cpu')
+    assert_backbone_is_the_encoder(model, encoder)
 
 
 def test_load_from_an_encoder_only_checkpoint_fills_the_backbone(mae_checkpoint, tmp_path):
