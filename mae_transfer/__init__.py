@@ -7,9 +7,13 @@ mmengine's own entries (`load_from`, `load_checkpoint`, `init_cfg` Pretrained), 
 checkpoint allowlist) and written atomically. Models, datasets and hooks are imported lazily by the registries
 on first use.
 """
-from . import registry  # noqa: F401
-from . import checkpoint  # allowlist for torch.load, needed before any resume
-from .version import __version__
+from .utils.user_errors import silence_known_dependency_noise
+
+silence_known_dependency_noise()  # before mmengine is imported: its pkg_resources warnings hide the first line
+
+from . import registry  # noqa: E402,F401
+from . import checkpoint  # noqa: E402  (allowlist for torch.load, needed before any resume)
+from .version import __version__  # noqa: E402
 
 checkpoint.mmengine_bridge.install()
 

@@ -10,6 +10,7 @@ config's test pipeline without its annotation loading, and `mae_transfer.visuali
 and scores. mmdet is imported inside the functions, so importing `mae_transfer.apis` stays light.
 """
 import copy
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -42,7 +43,9 @@ def init_model(config: Union[str, Path, Config], checkpoint: Optional[str] = Non
     if cfg.get('default_scope') != 'mmdet':
         raise ValueError(f'not a detection config (default_scope={cfg.get("default_scope")!r}, expected mmdet)')
     cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
-    model = init_detector(cfg, None, device='cpu')  # dataset_meta: COCO's classes
+    with warnings.catch_warnings():  # mmdet warns that no checkpoint means COCO's class names: ours follows
+        warnings.simplefilter('ignore', UserWarning)
+        model = init_detector(cfg, None, device='cpu')  # dataset_meta: COCO's classes
     loaded = {}
     if checkpoint is not None:
         loaded, hints = read_checkpoint_file(resolve_checkpoint_path(checkpoint, prefer_safetensors=False))

@@ -18,7 +18,7 @@ installs `mmengine_bridge`. This package reads only `models.arch` and the tensor
 the bridge routes here.
 """
 from . import mmengine_bridge
-from .adapt import LoadReport, PartialCheckpointError, find_vit, load_weights
+from .adapt import CheckpointMismatchError, LoadReport, PartialCheckpointError, find_vit, load_weights
 from .canonical import CheckpointMeta, canonicalize, convert_state_dict, normalize_pos_embed
 from .download import ChecksumMismatch, DownloadInterrupted, download_file
 from .files import (atomic_write, find_latest_checkpoint, load_pretrained_encoder,
@@ -30,7 +30,7 @@ from .timm_export import classifier_to_timm, save_timm_classifier
 from .zoo import MODEL_ZOO, ZooEntry, fetch_checkpoint, zoo_entry
 
 __all__ = [
-    'CHECKPOINT_FORMATS', 'CheckpointMeta', 'ChecksumMismatch', 'CorruptCheckpointError', 'DownloadInterrupted',
+    'CHECKPOINT_FORMATS', 'CheckpointMeta', 'CheckpointMismatchError', 'ChecksumMismatch', 'CorruptCheckpointError', 'DownloadInterrupted',
     'LoadReport', 'MODEL_ZOO', 'PartialCheckpointError', 'UnknownCheckpointFormatError', 'UnsafeCheckpointError',
     'ZooEntry', 'atomic_write', 'evaluation_load', 'find_vit', 'mmengine_bridge',
     'canonicalize', 'classifier_to_timm', 'convert_state_dict', 'download_file', 'dropped_kind', 'fetch_checkpoint',

@@ -51,6 +51,11 @@ NEW_BY_DESIGN_SUFFIXES += ('relative_position_bias_table', 'ls1.gamma', 'ls2.gam
 SET_ASIDE_REASONS = {'decoder': 'MAE decoder', 'head': 'heads', 'neck': 'neck', 'other': 'outside the encoder'}
 
 
+class CheckpointMismatchError(ValueError, UserError):
+    """The checkpoint's weights do not fit the model: another size, patch, decoder width or number of classes,
+    or a pos_embed grid nothing records."""
+
+
 class PartialCheckpointError(ValueError, UserError):
     """A model about to be evaluated would keep some trained part (neck, heads, encoder tables) at its
     initialisation: the checkpoint is not the whole model."""
@@ -224,6 +229,7 @@ def _load_parts(model: nn.Module, canonical: Canonical, report: LoadReport) -> N
     complete `report` in the model's names. A model part the file does not hold is new by design when the file
     is encoder-only (fine-tuning starts there) and missing otherwise."""
     report.prefix('backbone.')
+    report.unexpected_keys = ['backbone.' + key for key in report.unexpected_keys]  # encoder keys, canonical names
     own = {key: value for key, value in model.state_dict().items() if not key.startswith('backbone.')}
     placed: Dict[str, torch.Tensor] = {}
     for name, value in canonical.parts.items():
@@ -231,7 +237,7 @@ def _load_parts(model: nn.Module, canonical: Canonical, report: LoadReport) -> N
         if name not in own:
             report.unexpected_keys.append(original)
         elif value.shape != own[name].shape:
-            raise ValueError(f'{report.source}: {original} {tuple(value.shape)} does not fit {name} '
+            raise CheckpointMismatchError(f'{report.source}: {original} {tuple(value.shape)} does not fit {name} '
                              f'{tuple(own[name].shape)} of {type(model).__name__} (another number of classes, '
                              'channels or another head?)')
         else:
@@ -264,10 +270,13 @@ def _refuse_partial(report: LoadReport, model_name: str, vit: nn.Module) -> None
     if not left:
         return
     parts = sorted({_part_name(key) for key in left})
+    instead = sorted({_part_name(key) for key in report.unexpected_keys} - {'backbone'})
+    other_task = (f'; it holds {", ".join(instead)} instead, which this model does not have (a checkpoint of '
+                  'another task?)' if instead else '')
     raise PartialCheckpointError(
         f'{report.source} ({report.meta.source_format} checkpoint) leaves {", ".join(parts)} of the {model_name} '
-        f'at their initial values ({len(left)} tensors): its results would be those of an untrained model. '
-        'Give the checkpoint of the whole trained model, or --allow-partial to go on anyway')
+        f'at their initial values ({len(left)} tensors){other_task}: its results would be those of an untrained '
+        'model. Give the checkpoint of the whole trained model, or --allow-partial to go on anyway')
 
 
 def _part_name(key: str) -> str:
@@ -305,7 +314,7 @@ def _fit(state_dict: Dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], m
     other_grid = tuple(meta.grid_size) != model_grid
     if other_grid:
         if meta.grid_source == 'guess' and not trusted_grid:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f'{report.source}: its pos_embed has {meta.grid_size[0] * meta.grid_size[1]} patch positions, not '
                 f'a square, and nothing records their grid (a guess would be {meta.grid_size[0]}x'
                 f'{meta.grid_size[1]}); pass checkpoint_grid=(h, w) (in an init_cfg too) to resize it to the '
@@ -333,8 +342,12 @@ def _fit(state_dict: Dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], m
                   for k, v in state_dict.items() if k in own and v.shape != own[k].shape]
     if mismatched:
         noun = 'model' if has_decoder else 'backbone'
-        raise ValueError(f'{report.source} does not fit this {noun} (another arch, patch size or decoder width?):'
-                         '\n  ' + '\n  '.join(mismatched))
+        raise CheckpointMismatchError(
+            f'{report.source} holds {meta.summary()}, which does not fit this {noun}: ViT '
+            f'{getattr(model, "embed_dim", "?")}-d x {len(getattr(model, "blocks", ()))} blocks, patch '
+            f'{getattr(model, "patch_size", "?")} (another arch, patch size or decoder width?); '
+            f'{len(mismatched)} tensors of other shapes: {_short(mismatched, 3)}. Use a config of the '
+            "checkpoint's size, or a checkpoint of the config's")
 
 
 def _short(keys: List[str], limit: int = 8) -> str:
@@ -390,4 +403,5 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
                   logger='current', level=logging.WARNING)
 
 
-__all__ = ['LoadReport', 'NEW_BY_DESIGN_SUFFIXES', 'PartialCheckpointError', 'find_vit', 'load_weights']
+__all__ = ['CheckpointMismatchError', 'LoadReport', 'NEW_BY_DESIGN_SUFFIXES', 'PartialCheckpointError', 'find_vit',
+           'load_weights']

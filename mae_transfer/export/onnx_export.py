@@ -19,12 +19,13 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from ..utils.configs import evaluation_dataset
+from ..utils.user_errors import UserError
 from .graphs import TaskGraph, task_graph
 from .runtime import METADATA_PREFIX, OnnxRuntimeGraph, file_sha256
 
@@ -183,6 +184,32 @@ def compare_outputs(graph: TaskGraph, runtime: OnnxRuntimeGraph, inputs: torch.T
             for name, ref, out in zip(graph.output_names, expected, actual)]
 
 
+class ExportOptionError(ValueError, UserError):
+    """An export option the exporter cannot honour (opset, input size, exporter name)."""
+
+
+def check_export_options(opset: int, exporter: str, input_size: Optional[Sequence[int]] = None) -> None:
+    """Raise `ExportOptionError` (one line) for an exporter, opset or input size that cannot work, before any
+    model is loaded.
+
+    Args:
+        opset: ONNX opset: 14 (scaled dot-product attention) to the exporter's newest (torchscript: 20).
+        exporter: one of `EXPORTERS`.
+        input_size: (height, width) in pixels, both >= 1; None for the config's size.
+    """
+    from torch.onnx import _constants
+    if exporter not in EXPORTERS:
+        raise ExportOptionError(f'unknown exporter {exporter!r}; expected one of {EXPORTERS}')
+    newest = (_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET if exporter == 'torchscript'
+              else _constants.ONNX_MAX_OPSET)
+    oldest = 18 if exporter == 'dynamo' else 14
+    if not oldest <= opset <= newest:
+        raise ExportOptionError(f'--opset {opset}: the {exporter} exporter writes opsets {oldest} to {newest}')
+    if input_size is not None and (len(input_size) != 2 or min(int(side) for side in input_size) < 1):
+        raise ExportOptionError(f'--input-size {" ".join(map(str, input_size))}: give HEIGHT WIDTH in pixels, '
+                                'both at least 1')
+
+
 def export_onnx(model: nn.Module, out: Union[str, Path], opset: int = DEFAULT_OPSET, exporter: str = 'torchscript',
                 input_size: Optional[Tuple[int, int]] = None, checkpoint: Optional[str] = None,
                 rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, trace_batch: int = 2,
@@ -200,11 +227,7 @@ def export_onnx(model: nn.Module, out: Union[str, Path], opset: int = DEFAULT_OP
         trace_batch, check_batch: batch sizes traced and checked (they differ to exercise the dynamic axis).
         seed: seed of the random inputs.
     """
-    if exporter not in EXPORTERS:
-        raise ValueError(f'unknown exporter {exporter!r}; expected one of {EXPORTERS}')
-    minimum = 18 if exporter == 'dynamo' else 14
-    if opset < minimum:
-        raise ValueError(f'the {exporter} exporter needs opset {minimum} or later (got {opset})')
+    check_export_options(opset, exporter, input_size)
     model.eval()
     graph = task_graph(model)
     size = tuple(int(side) for side in (input_size or graph.input_size))
@@ -231,5 +254,5 @@ def export_onnx(model: nn.Module, out: Union[str, Path], opset: int = DEFAULT_OP
     return report
 
 
-__all__ = ['DEFAULT_ATOL', 'DEFAULT_OPSET', 'DEFAULT_RTOL', 'EXPORTERS', 'ExportReport', 'OutputDifference',
-           'compare_outputs', 'export_onnx']
+__all__ = ['DEFAULT_ATOL', 'DEFAULT_OPSET', 'DEFAULT_RTOL', 'EXPORTERS', 'ExportOptionError', 'ExportReport',
+           'OutputDifference', 'check_export_options', 'compare_outputs', 'export_onnx']

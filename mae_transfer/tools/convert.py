@@ -13,7 +13,6 @@ arguments are printed and written beside it as DST + '.json'. Otherwise only enc
 safetensors sibling swap), never modified, and DST is written to a temporary file first and renamed when complete.
 """
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -24,7 +23,6 @@ import mae_transfer  # noqa: F401  (checkpoint allowlist)
 from mae_transfer.checkpoint import (CHECKPOINT_FORMATS, UnknownCheckpointFormatError, UnsafeCheckpointError,
                                      classifier_to_timm, dropped_kind, load_pretrained_encoder, safe_torch_load,
                                      save_encoder_checkpoint, save_timm_classifier)
-from mae_transfer.utils.user_errors import USER_ERROR_STATUS
 
 OUTPUT_SUFFIXES = ('.pth', '.pt', '.safetensors')
 
@@ -66,8 +64,7 @@ def write_timm_classifier(src: Path, dst: Path) -> int:
     try:
         state_dict, kwargs = classifier_to_timm(safe_torch_load(str(src), map_location='cpu'))
     except (ValueError, UnsafeCheckpointError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return USER_ERROR_STATUS  # the file is not what --to-timm reads
+        raise SystemExit(str(error)) from error  # the file is not what --to-timm reads: one line, status 2
     save_timm_classifier(state_dict, kwargs, dst)
     count = sum(t.numel() for t in state_dict.values())
     print(f'{src}: ViTClassifier, {len(state_dict)} tensors, {count:,} parameters')
@@ -90,18 +87,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     src, dst = Path(args.src), Path(args.dst)
     if dst.suffix not in OUTPUT_SUFFIXES:
-        print(f'error: {dst} must end in one of {", ".join(OUTPUT_SUFFIXES)}', file=sys.stderr)
-        return USER_ERROR_STATUS
+        raise SystemExit(f'{dst} must end in one of {", ".join(OUTPUT_SUFFIXES)}')
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        print(f'error: {dst} is the source file; write the converted checkpoint elsewhere', file=sys.stderr)
-        return USER_ERROR_STATUS
+        raise SystemExit(f'{dst} is the source file; write the converted checkpoint elsewhere')
     if args.to_timm:
         return write_timm_classifier(src, dst)
     try:
         state_dict, meta = load_pretrained_encoder(src, format=args.format, prefer_safetensors=False)
-    except (UnknownCheckpointFormatError, UnsafeCheckpointError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return USER_ERROR_STATUS  # a file to fix or to name with --format
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from error  # `run_command` prints it as one line with the command's name
 
     print(f'{src}: {meta.summary()}')
     print(f'  {len(state_dict)} encoder tensors, {sum(t.numel() for t in state_dict.values()):,} parameters, '

@@ -25,6 +25,7 @@ from mmengine.config import DictAction
 
 import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.tools import load_config_or_exit
+from mae_transfer.utils.config_checks import check_writable_dir
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options
 
 
@@ -60,9 +61,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = load_config_or_exit(args.config)
     merge_cfg_options(cfg, args.cfg_options)
     from mae_transfer.apis import init_model
-    from mae_transfer.export import export_onnx
+    from mae_transfer.export import check_export_options, export_onnx
 
+    check_export_options(args.opset, args.exporter, args.input_size)  # before the model is loaded
     out = args.out or osp.join('work_dirs', 'export', osp.splitext(osp.basename(args.config))[0] + '.onnx')
+    check_writable_dir(osp.dirname(osp.abspath(out)), 'folder of --out')
     model = init_model(cfg, args.checkpoint, device=args.device, allow_partial=args.allow_partial)
     report = export_onnx(model, out, opset=args.opset, exporter=args.exporter, input_size=args.input_size,
                          checkpoint=args.checkpoint, rtol=args.rtol, atol=args.atol)

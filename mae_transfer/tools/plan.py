@@ -24,6 +24,7 @@ from mmengine.config import DictAction
 
 import mae_transfer  # noqa: F401  (registries)
 from mae_transfer.tools import load_config_or_exit
+from mae_transfer.utils.config_checks import check_config_values
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, config_task, merge_cfg_options, resolve_config
 from mae_transfer.utils.memory_plan import MemoryFit, Recipe, describe, make_plan, parse_memory
 
@@ -139,9 +140,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         parsed = {} if not args.cfg_options else _parse_options(args.cfg_options)
         print(json.dumps(measure_step(args.config, args.batch, args.with_cp, device, parsed)))
         return
-    capacity = parse_memory(args.gpu_memory)
+    try:
+        capacity = parse_memory(args.gpu_memory)
+    except ValueError as error:
+        raise SystemExit(f'--gpu-memory: {error}') from error
     cfg = load_config_or_exit(args.config)
     merge_cfg_options(cfg, _parse_options(args.cfg_options))
+    check_config_values(cfg, args.config)
     task = config_task(cfg)
     print(f'measuring one training step of {args.config} on {device} at per-device batch '
           f'{args.batches[0]} and {args.batches[1]}, with_cp off and on (fresh processes)', flush=True)

@@ -32,6 +32,7 @@ import mae_transfer  # noqa: F401  (registries and the checkpoint allowlist)
 from mae_transfer.checkpoint import evaluation_load
 from mae_transfer.engine import prepare_cpu_distributed, unwrap_model
 from mae_transfer.tools import load_config_or_exit, use_own_instances
+from mae_transfer.utils.config_checks import check_config_values, check_writable_dir
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options
 from mae_transfer.utils.report import numeric_metrics
 
@@ -80,6 +81,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_config_values(cfg, args.config)
+    check_writable_dir(cfg.work_dir, 'work dir')
     # The trained weights replace the whole model's; the backbone's pretrained init is for training only.
     cfg.load_from, cfg.resume = args.checkpoint, False
     prepare_cpu_distributed(cfg, args.launcher)

@@ -27,7 +27,9 @@ from mae_transfer.engine import (add_run_safety, effective_batch_size, prepare_c
                                  use_sharded_strategy)
 from mae_transfer.engine.elastic import resume_after_elastic_restart
 from mae_transfer.engine.resume_seed import keep_the_resumed_seed
+from mae_transfer.engine.batch_fit import fit_batch_to_image_folder
 from mae_transfer.tools import load_config_or_exit, use_own_instances
+from mae_transfer.utils.config_checks import check_config_values, check_writable_dir
 from mae_transfer.utils.configs import CFG_OPTIONS_RULE, merge_cfg_options, set_pretrained
 from mae_transfer.utils.registry_hints import missing_type_hint
 from mae_transfer.utils.schedule import set_schedule_length
@@ -116,6 +118,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_config_values(cfg, args.config)  # batch sizes, lr, lengths: one line before anything is built
+    check_writable_dir(cfg.work_dir, 'work dir')
     if args.amp or args.amp_dtype:
         enable_amp(cfg, args.amp_dtype)
     amp_on_cpu(cfg)
@@ -129,6 +133,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     prepare_cpu_distributed(cfg, args.launcher)  # gloo + a CPU-friendly DDP when there is no GPU
     use_sharded_strategy(cfg, args.strategy, args.launcher)
     world_size = world_size_from_env(args.launcher)
+    fit_batch_to_image_folder(cfg, world_size)  # a folder smaller than the batch trains with a smaller batch
     factor = scale_lr_to_effective_batch(cfg, world_size)
     if factor != 1.0:
         print_log(f'lr scaled by {factor:g} to the effective batch {effective_batch_size(cfg, world_size)} '

@@ -21,6 +21,10 @@ import traceback
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 
 DEBUG_FLAG = '--debug'
+# Warnings our dependencies raise on import that a user can do nothing about; shown, they push the one error line
+# of a command down the screen. mmengine and mmcv import `pkg_resources` (setuptools < 81 is pinned for mmcv's
+# build), which warns once per importing module.
+KNOWN_DEPENDENCY_NOISE = (r'pkg_resources is deprecated as an API',)
 DEBUG_VARIABLE = 'MAE_TRANSFER_DEBUG'
 USER_ERROR_STATUS = 2
 
@@ -28,6 +32,13 @@ USER_ERROR_STATUS = 2
 class UserError(Exception):
     """A fault the user causes and fixes (a misspelt name, an unreadable input): the message is the line shown,
     without a traceback, so it names what is wrong and what to do."""
+
+
+def silence_known_dependency_noise() -> None:
+    """Ignore `KNOWN_DEPENDENCY_NOISE` (called by `import mae_transfer`, before mmengine is imported)."""
+    import warnings
+    for message in KNOWN_DEPENDENCY_NOISE:
+        warnings.filterwarnings('ignore', message=message, category=UserWarning)
 
 
 def split_debug(argv: Sequence[str]) -> Tuple[List[str], bool]:
