@@ -248,11 +248,13 @@ def test_convert_cli_writes_safetensors_and_reports_what_it_dropped(tmp_path, ma
 def test_convert_cli_refuses_unknown_files_and_its_own_source(tmp_path, capsys, mae):
     convert = load_tool('convert_checkpoint')
     src = save({'conv1.weight': torch.ones(8, 3, 3, 3)}, tmp_path / 'resnet.pth')
-    assert convert.main([str(src), str(tmp_path / 'out.pth')]) == 2  # a user's fault: exit status 2
-    assert 'cannot identify' in capsys.readouterr().err and not (tmp_path / 'out.pth').exists()
+    with pytest.raises(UnknownCheckpointFormatError, match='cannot identify'):  # a user's fault: status 2
+        convert.main([str(src), str(tmp_path / 'out.pth')])
+    assert not (tmp_path / 'out.pth').exists()
     vit = save(official_pretrain(mae), tmp_path / 'vit.pth')
     before = vit.read_bytes()
-    assert convert.main([str(vit), str(vit)]) == 2
+    with pytest.raises(SystemExit, match='is the source file'):
+        convert.main([str(vit), str(vit)])
     assert vit.read_bytes() == before
     assert convert.main([str(vit), str(tmp_path / 'vit_encoder.pth')]) == 0
     state_dict, meta = load_pretrained_encoder(tmp_path / 'vit_encoder.pth')
