@@ -4,7 +4,11 @@
     mae-transfer pretrain --images ~/photos --epochs 200         # tiny MAE on your own folder
     mae-transfer pretrain pretrain/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py --amp
     mae-transfer train det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py --pretrained checkpoints/my_mae.pth
+    mae-transfer dist-train det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py 8
     mae-transfer test CONFIG CHECKPOINT
+    mae-transfer dist-test CONFIG CHECKPOINT 8
+    mae-transfer configs det                                     # the shipped configs, their data
+    mae-transfer data synthetic det                              # the set the tiny det config reads
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --out-dir work_dirs/infer
     mae-transfer infer CONFIG CHECKPOINT clip.mp4 --out-dir work_dirs/infer --json-lines
     mae-transfer export CONFIG CHECKPOINT --out model.onnx
@@ -37,7 +41,9 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     'demo': ('demo', 'the whole journey on built-in data (pretrain, transfer, report)'),
     'pretrain': ('train', 'MAE pretraining (tiny recipe on a folder of images by default)'),
     'train': ('train', 'train any config: detection, segmentation, pose, classification, pretraining'),
+    'dist-train': ('dist_train', 'train with N processes (torchrun), elastic restarts with --max-restarts'),
     'test': ('test', "evaluate a checkpoint with its config's test set and metrics"),
+    'dist-test': ('dist_test', 'evaluate with N processes (torchrun)'),
     'infer': ('infer', 'predict on images, folders and videos; write annotated pictures / videos'),
     'export': ('export', 'export to ONNX and check onnxruntime against PyTorch'),
     'plan': ('plan', 'per-device batch, accumulation, with_cp and lr for your GPUs, from measured memory'),
@@ -47,6 +53,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     'visualize': ('visualize', 'MAE reconstruction pictures for images'),
     'download': ('download', 'download an official checkpoint (resumable) and convert it'),
     'benchmark': ('benchmark', 'speed, memory and learning checks: pretrain, backbone, det, seg, pose, cls'),
+    'configs': ('configs', 'list the shipped configs: task, size, the data each expects'),
+    'data': ('data', 'write the synthetic sets the tiny configs read (data synthetic TASK)'),
 }
 TINY_PRETRAIN = 'pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py'
 

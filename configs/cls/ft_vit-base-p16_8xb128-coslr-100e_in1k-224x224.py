@@ -5,7 +5,7 @@
 # models_vit.py (vit_base_patch16, global_pool=True), util/lr_decay.py, util/lr_sched.py, util/datasets.py
 # (timm 0.3.2 create_transform); remaining differences: docs/classification.md. The released
 # mae_finetuned_vit_base.pth evaluates in it, head included: tools/test.py THIS_CONFIG mae_finetuned_vit_base.pth
-# Train with: bash tools/dist_train.sh THIS_CONFIG 8
+# Train with: mae-transfer dist-train THIS_CONFIG 8
 # MAE end-to-end fine-tuning on ImageNet-1k (He et al. 2021, official FINETUNE.md / main_finetune.py), ViT-B/16.
 # Children set the architecture and the values that differ per size (lr, layer decay, drop path, epochs) or
 # the protocol (partial fine-tuning); everything else is the paper's recipe.

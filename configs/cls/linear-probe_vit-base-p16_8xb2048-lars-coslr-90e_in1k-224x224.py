@@ -1,4 +1,4 @@
-# MAE ViT-B/16 linear probe, the paper's recipe (68.0 top-1). Train with: bash tools/dist_train.sh THIS_CONFIG 8
+# MAE ViT-B/16 linear probe, the paper's recipe (68.0 top-1). Train with: mae-transfer dist-train THIS_CONFIG 8
 # MAE linear probing on ImageNet-1k (official main_linprobe.py), ViT-B/16: frozen encoder in eval mode, the cls
 # token after the encoder's norm, BatchNorm1d(affine=False, eps=1e-6) + linear head (std 0.01), LARS, blr 0.1
 # at batch 16384, weight decay 0, 90 epochs with 10 warm-up (68.0 top-1). The BatchNorm's running statistics

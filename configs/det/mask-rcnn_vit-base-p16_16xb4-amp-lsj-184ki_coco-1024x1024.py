@@ -5,10 +5,10 @@
 # configs/common/models/mask_rcnn_vitdet.py, configs/common/optim.py and projects/ViTDet/configs/common/
 # coco_loader_lsj.py) at facebookresearch/detectron2 commit 02b5c4e295e990042a714712c21dc79b731e8833; the
 # remaining differences and their expected effect are listed in docs/detection.md. detectron2's released
-# model_final_*.pkl load their backbone and pyramid into this config (heads stay mmdet's: see the doc).
+# model_final_*.pkl evaluate whole in this config, heads included (tests/models/test_detectron2_vitdet_parity.py).
 #
-#   bash tools/dist_train.sh configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py 16       # 16 GPUs x 4 images
-#   python tools/test.py configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/.../iter_184375.pth
+#   mae-transfer dist-train det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py 16       # 16 GPUs x 4 images
+#   mae-transfer test det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/.../iter_184375.pth
 #
 # Data: data/coco/{train2017,val2017}/ and data/coco/annotations/instances_{train,val}2017.json; point elsewhere
 # with --cfg-options train_dataloader.dataset.data_root=... (and val/test dataloaders and evaluators alike).

@@ -3,7 +3,7 @@
 # the same LSJ pipeline, optimiser and step schedule, at a size that trains in about 2 minutes on 2 CPU cores.
 #
 #   python -m mae_transfer.datasets.synthetic.coco data/synthetic_det      # 256 train + 64 val images
-#   python tools/train.py configs/det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py \
+#   mae-transfer train det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py \
 #       [--pretrained work_dirs/demo/pretrain/epoch_12.pth]
 #
 # The backbone starts from random weights unless --pretrained names a (tiny, 128 px) MAE checkpoint.

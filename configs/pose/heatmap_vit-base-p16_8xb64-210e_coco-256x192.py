@@ -5,7 +5,7 @@
 # td-hm_ViTPose-base_8xb64-210e_coco-256x192.py. Remaining differences and their expected effect: docs/pose.md.
 # Reference: 75.8 AP on COCO val2017 with the 56 AP person detector's boxes (flip test). A released ViTPose
 # checkpoint (vitpose-b.pth: backbone.* + keypoint_head.*) evaluates with this config directly:
-#   python tools/test.py configs/pose/heatmap_vit-base-p16_8xb64-210e_coco-256x192.py vitpose-b.pth
+#   mae-transfer test pose/heatmap_vit-base-p16_8xb64-210e_coco-256x192.py vitpose-b.pth
 # Data: data/coco/{train2017,val2017}/, data/coco/annotations/person_keypoints_{train,val}2017.json,
 # data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json.
 _base_ = ['../_base_/default_runtime.py']  # scope, hooks, logging, seeding

@@ -4,7 +4,7 @@
 # (ViTAE-Transformer/ViTPose, commit 98fb7f859f85004f9b7d447b34fff8d058127ab9, where layer decay counts the 24
 # blocks; its earlier commit 33f49cf said num_layers=16, which raised the last blocks' lr above the head's) and
 # mmpose 1.x's td-hm_ViTPose-large_8xb64-210e_coco-256x192.py; a released vitpose-l.pth evaluates with this config
-# directly (python tools/test.py THIS_CONFIG vitpose-l.pth).
+# directly (mae-transfer test THIS_CONFIG vitpose-l.pth).
 _base_ = ['./heatmap_vit-base-p16_8xb64-210e_coco-256x192.py']
 
 model = dict(backbone=dict(arch='large', drop_path_rate=0.5,

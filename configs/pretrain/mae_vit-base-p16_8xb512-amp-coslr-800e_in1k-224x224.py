@@ -1,7 +1,7 @@
 # MAE ViT-B/16, the paper's recipe: 800 epochs, effective batch 4096 (8 GPUs x 512), mask 0.75, norm_pix.
 # Checked against facebookresearch/mae at efb2a80 (2022-04-20): PRETRAIN.md, main_pretrain.py, models_mae.py
 # (mae_vit_base_patch16_dec512d8b), util/lr_sched.py; differences left: docs/pretraining.md.
-# Train with: bash tools/dist_train.sh THIS_CONFIG 8 --amp
+# Train with: mae-transfer dist-train THIS_CONFIG 8 --amp
 # MAE pretraining recipe (He et al. 2021; official repo's PRETRAIN.md), ViT-B/16 on ImageNet-1k train.
 # Children set the architecture (and batch where it differs); everything else is the paper's recipe.
 _base_ = ['../_base_/default_runtime.py']  # scope, hooks, logging, seeding

@@ -7,8 +7,8 @@
 # same weights, so an mmseg checkpoint of that config evaluates here: tools/test.py THIS_CONFIG mmseg_ckpt.pth.
 # Remaining differences and their expected effect: docs/segmentation.md.
 # Train on 8 GPUs x 2 images (batch 16) with mixed precision (fp16 + dynamic loss scaling on GPU):
-#   bash tools/dist_train.sh configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
-#   python tools/test.py configs/seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py work_dirs/.../iter_160000.pth
+#   mae-transfer dist-train seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
+#   mae-transfer test seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py work_dirs/.../iter_160000.pth
 # Data: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation} (mmseg's ADE20K layout).
 _base_ = [
     'mmseg::_base_/models/upernet_mae.py', 'mmseg::_base_/datasets/ade20k.py',
@@ -51,7 +51,7 @@ model = dict(
 # out to add one check: an unreadable label map, or one of another size than its image, is an error naming it.
 train_pipeline = [
     dict(type='mae_transfer.LoadImageSkipUnreadable'),
-    dict(type='mae_transfer.CheckLabelMap'),
+    dict(type='mae_transfer.CheckLabelMap', num_classes=num_classes),  # sizes and label values
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -62,7 +62,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='mae_transfer.CheckLabelMap'),
+    dict(type='mae_transfer.CheckLabelMap', num_classes=num_classes),  # sizes and label values
     dict(type='LoadAnnotations', reduce_zero_label=True),  # after Resize: metrics use the original labels
     dict(type='PackSegInputs')
 ]

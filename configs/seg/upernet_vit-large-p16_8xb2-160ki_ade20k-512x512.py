@@ -5,7 +5,7 @@
 # freeze the first blocks of a 24-block encoder). The backbone inherits the ViT-B options (BEiT-style relative
 # position bias, layer scale 1.0) and the test stride 256. Reference: mmseg 1.2.2 ships no MAE ViT-L ADE20K
 # config; this follows its configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py at ViT-L width and depth.
-#   bash tools/dist_train.sh configs/seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
+#   mae-transfer dist-train seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py 8 --amp
 _base_ = './upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 
 embed_dim = 1024

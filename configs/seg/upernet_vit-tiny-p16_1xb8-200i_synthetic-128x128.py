@@ -2,7 +2,7 @@
 # a size that trains in about 2 minutes on 2 CPU cores. Data: the procedural ADE20K-layout set of
 # mae_transfer.datasets.synthetic.ade (label 0 = other, reduce_zero_label as on ADE20K), written with
 #   python -m mae_transfer.datasets.synthetic.ade data/synthetic_seg
-#   python tools/train.py configs/seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py \
+#   mae-transfer train seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py \
 #       [--pretrained work_dirs/demo/pretrain/epoch_12.pth]    # tiny MAE from the demo (128 px), or random
 _base_ = './upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'
 
@@ -27,7 +27,7 @@ metainfo = dict(  # = mae_transfer.datasets.synthetic.ade.METAINFO (a test check
     palette=[[120, 120, 120], [4, 200, 3], [220, 20, 60], [0, 102, 200], [255, 184, 6]])
 train_pipeline = [
     dict(type='mae_transfer.LoadImageSkipUnreadable'),
-    dict(type='mae_transfer.CheckLabelMap'),
+    dict(type='mae_transfer.CheckLabelMap', num_classes=num_classes),  # sizes and label values
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(256, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -38,7 +38,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(256, 128), keep_ratio=True),
-    dict(type='mae_transfer.CheckLabelMap'),
+    dict(type='mae_transfer.CheckLabelMap', num_classes=num_classes),  # sizes and label values
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]

@@ -1,6 +1,6 @@
 """The official MAE weights by name, and fetching one: download (resumable) + conversion to our format.
 
-    python tools/download_checkpoint.py mae_pretrain_vit_base      # -> checkpoints/mae_pretrain_vit_base.pth
+    mae-transfer download mae_pretrain_vit_base      # -> checkpoints/mae_pretrain_vit_base.pth
                                                                    #  + checkpoints/mae_pretrain_vit_base.safetensors
 
 `*.pth` is the file as published; `*.safetensors` beside it is the canonical encoder (what

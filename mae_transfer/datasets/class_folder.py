@@ -17,8 +17,9 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ..registry import DATASETS
-from ..utils.images import UnreadableImageError, load_rgb, log_skipped
+from ..utils.images import UnreadableImageError, load_rgb
 from .image_folder import IMAGE_EXTENSIONS
+from .log_once import claim_run_folder, log_skipped_once
 
 # Evaluation transform of the official code: resize to 224 / 0.875 = 256, centre crop 224, bicubic.
 DEFAULT_EVAL_TRANSFORM = dict(input_size=224, is_training=False, interpolation='bicubic', crop_pct=224 / 256)
@@ -110,6 +111,7 @@ class ClassFolderDataset(Dataset):
         self.transform_cfg = dict(transform) if transform is not None else dict(DEFAULT_EVAL_TRANSFORM)
         self.transform = create_transform(**self.transform_cfg)
         self.unreadable: Set[int] = set()
+        claim_run_folder()  # in the main process, before the DataLoader workers: they share the skip log
         self.metainfo = dict(classes=tuple(self.classes))
 
     def __len__(self) -> int:
@@ -128,8 +130,8 @@ class ClassFolderDataset(Dataset):
             try:
                 image = load_rgb(path)
             except UnreadableImageError as error:
-                self.unreadable.add(candidate)  # per worker process: each logs a bad file at most once
-                log_skipped(error)
+                self.unreadable.add(candidate)  # per worker process: not read again by this worker
+                log_skipped_once(error)  # and logged once for the whole run, whatever the number of workers
                 continue
             return dict(inputs=self.transform(image), data_samples=label)  # inputs: [3, H, W] float, normalised
         raise RuntimeError(f'none of the {len(self.samples)} images under {self.data_root} could be read')

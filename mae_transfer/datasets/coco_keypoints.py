@@ -11,6 +11,9 @@ Training (and testing on ground-truth boxes) uses the non-crowd persons with at 
 detector's results in COCO results format) every detection of category 1 with score >= `bbox_score_thr`
 becomes one item instead, without keypoints; the COCO keypoint metric then rescores and OKS-NMSes them.
 The synthetic set of `synthetic/pose.py` is written in this very format.
+
+The file is checked when the dataset is built (`mae_transfer.utils.annotation_checks.check_coco`, with keypoints):
+one summary line of what is dropped or marked unlabelled; a missing image of a test set stops the run there.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -23,7 +26,7 @@ from pycocotools.coco import COCO
 from ..codecs import (COCO_FLIP_INDICES, COCO_KEYPOINT_NAMES, COCO_LOWER_BODY_IDS, COCO_SIGMAS, COCO_SKELETON,
                       COCO_UPPER_BODY_IDS)
 from ..registry import DATASETS
-from ..utils.annotation_checks import load_coco_quietly, load_json_annotations
+from ..utils.annotation_checks import check_coco, index_coco_quietly, load_json_annotations
 
 COCO_KEYPOINT_METAINFO = dict(
     dataset_name='coco',
@@ -72,7 +75,17 @@ class CocoKeypointsDataset(BaseDataset):
         return osp.join(self.data_prefix.get('img', ''), file_name)
 
     def load_data_list(self) -> List[Dict]:
-        coco = load_coco_quietly(self.ann_file)
+        data = load_json_annotations(self.ann_file, required_keys=('images', 'annotations'),
+                                     kind='COCO keypoint annotation')
+        data.setdefault('categories', [dict(id=1, name='person')])  # a keypoints-only file may leave them out
+        for ann in data['annotations']:
+            ann.setdefault('category_id', 1)  # and the annotations' category: people, as read below
+        image_dir = self.data_prefix.get('img', '')
+        # image files are looked for where they will be read: on this machine, by a pipeline (a dataset without
+        # one only serves its annotations, e.g. to a metric, and a sample of a file may come without its images)
+        local = '://' not in image_dir and bool(self.pipeline.transforms)
+        coco = index_coco_quietly(COCO(), check_coco(data, self.ann_file, keypoints=True, test_mode=self.test_mode,
+                                                     image_dir=image_dir if local else None))
         if self.bbox_file:
             return self._load_detections(coco)
         data_list = []

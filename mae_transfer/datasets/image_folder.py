@@ -16,6 +16,7 @@ from torchvision.transforms import v2 as T
 
 from ..registry import DATASETS
 from ..utils.images import UnreadableImageError, first_readable, load_rgb, log_skipped  # noqa: F401 (re-exported)
+from .log_once import claim_run_folder, log_skipped_once
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.ppm', '.pgm', '.gif')
 
@@ -85,6 +86,7 @@ class UnlabeledImageFolder(Dataset):
             T.PILToTensor(),
         ])
         self.unreadable: Set[int] = set()
+        claim_run_folder()  # in the main process, before the DataLoader workers: they share the skip log
         self.metainfo = dict(num_images=len(self.paths), data_root=str(self.data_root))
 
     def __len__(self) -> int:
@@ -98,8 +100,8 @@ class UnlabeledImageFolder(Dataset):
             try:
                 image = load_rgb(self.paths[candidate])
             except UnreadableImageError as error:
-                self.unreadable.add(candidate)  # per worker process: each logs a bad file at most once
-                log_skipped(error)
+                self.unreadable.add(candidate)  # per worker process: not read again by this worker
+                log_skipped_once(error)  # and logged once for the whole run, whatever the number of workers
                 continue
             return dict(inputs=self.transform(image))  # inputs: [3, H, W] uint8
         raise RuntimeError(f'none of the {len(self.paths)} images under {self.data_root} could be read')

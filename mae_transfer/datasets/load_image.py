@@ -3,8 +3,9 @@
 mmcv's transform stops a training run on the first damaged file (an AssertionError 'failed to load image', or
 cv2's own error for an empty one), hours into it. This one decodes with `mae_transfer.utils.images` (the same
 pixels as every other reader of the toolkit) and, for a file that cannot be read, logs
-"skipped unreadable image PATH: REASON" and returns None: mmengine's `BaseDataset.__getitem__` then draws
-another index (up to `max_refetch` times), so the run goes on. With `skip_unreadable=False` (test pipelines,
+"skipped unreadable image PATH: REASON" (once per file for the whole run, whatever the number of DataLoader
+workers: `log_once.py`) and returns None: mmengine's `BaseDataset.__getitem__` then draws another index (up to
+`max_refetch` times), so the run goes on. With `skip_unreadable=False` (test pipelines,
 where a skipped image would change the metric) it raises `UnreadableImageError` naming the file instead.
 
     train_pipeline = [dict(type='mae_transfer.LoadImageSkipUnreadable'), ...]
@@ -16,7 +17,8 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 
 from ..registry import TRANSFORMS
-from ..utils.images import UnreadableImageError, decode_rgb, log_skipped, to_array
+from ..utils.images import UnreadableImageError, decode_rgb, to_array
+from .log_once import claim_run_folder, log_skipped_once
 
 
 @TRANSFORMS.register_module()
@@ -32,6 +34,7 @@ class LoadImageSkipUnreadable(LoadImageFromFile):
     def __init__(self, skip_unreadable: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.skip_unreadable = skip_unreadable
+        claim_run_folder()  # here, in the main process, so that every DataLoader worker shares the skip log
 
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
@@ -44,7 +47,7 @@ class LoadImageSkipUnreadable(LoadImageFromFile):
         except UnreadableImageError as error:
             if not self.skip_unreadable:
                 raise
-            log_skipped(error)
+            log_skipped_once(error)  # once for the whole run, not once per worker
             return None
         if self.to_float32:
             image = image.astype(np.float32)

@@ -1,4 +1,4 @@
-"""Continue after torchrun's elastic agent restarts the worker group (`MAX_RESTARTS=N bash tools/dist_train.sh`).
+"""Continue after torchrun's elastic agent restarts the worker group (`MAX_RESTARTS=N mae-transfer dist-train`).
 
 With `--max-restarts N`, torchrun restarts every worker when one dies (SIGKILL, OOM, a lost node) and tells the new
 workers so in `TORCHELASTIC_RESTART_COUNT`. The restarted workers run the same command line, which without help

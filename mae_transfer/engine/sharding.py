@@ -97,7 +97,7 @@ def use_sharded_strategy(cfg: Config, strategy: str, launcher: str) -> None:
         raise SystemExit(f'unknown strategy {strategy!r}; one of {", ".join(STRATEGY_CHOICES)}')
     if launcher == 'none':
         raise SystemExit(f'--strategy {strategy} shards over processes: launch with '
-                         f'`bash tools/dist_train.sh CONFIG NUM_GPUS --strategy {strategy}`')
+                         f'`mae-transfer dist-train CONFIG NUM_GPUS --strategy {strategy}`')
     if strategy == 'fsdp':
         # a full state dict on rank 0; offloading to the CPU is for CUDA tensors (on CPU tensors it fails)
         offload = torch.cuda.is_available()

@@ -1,9 +1,9 @@
 """Convert a ViT checkpoint (official MAE, ours, timm, mmpretrain, HuggingFace) to our canonical encoder file.
 
-    python tools/convert_checkpoint.py checkpoints/mae_pretrain_vit_base.pth checkpoints/vit_base.safetensors
-    python tools/convert_checkpoint.py hf_vit_mae/model.safetensors vit.pth --format huggingface
+    mae-transfer convert checkpoints/mae_pretrain_vit_base.pth checkpoints/vit_base.safetensors
+    mae-transfer convert hf_vit_mae/model.safetensors vit.pth --format huggingface
 
-    python tools/convert_checkpoint.py work_dirs/cls/best.pth vit_b_ft.safetensors --to-timm   # publish a classifier
+    mae-transfer convert work_dirs/cls/best.pth vit_b_ft.safetensors --to-timm   # publish a classifier
 
 DST's suffix picks the output: `.pth` / `.pt` hold {'state_dict': ..., 'meta': {...}}, `.safetensors` holds
 the tensors with the meta as string metadata. With `--to-timm`, SRC is a trained `ViTClassifier` and DST a

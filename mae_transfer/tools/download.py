@@ -1,8 +1,8 @@
 """Download an official MAE checkpoint by name into checkpoints/ and convert it to our encoder format.
 
-    python tools/download_checkpoint.py mae_pretrain_vit_base
-    python tools/download_checkpoint.py mae_visualize_vit_large --dest checkpoints/
-    python tools/download_checkpoint.py --list
+    mae-transfer download mae_pretrain_vit_base
+    mae-transfer download mae_visualize_vit_large --dest checkpoints/
+    mae-transfer download --list
 
 The file is written as `<dest>/<name>.pth` (as published) plus `<dest>/<name>.safetensors` (canonical encoder,
 read first by `load_pretrained_encoder`). A broken download is resumed from `<name>.pth.part` by running

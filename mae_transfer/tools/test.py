@@ -1,11 +1,11 @@
 """Evaluate a trained checkpoint with the config's test dataloader and evaluator, and save the metrics.
 
-    python tools/test.py configs/det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/det/iter_184375.pth
-    python tools/test.py CONFIG CHECKPOINT --cfg-options test_dataloader.dataset.data_root=data/my_coco/
-    bash tools/dist_test.sh CONFIG CHECKPOINT 8
+    mae-transfer test det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py work_dirs/det/iter_184375.pth
+    mae-transfer test CONFIG CHECKPOINT --cfg-options test_dataloader.dataset.data_root=data/my_coco/
+    mae-transfer dist-test CONFIG CHECKPOINT 8
     mae-transfer test seg/upernet_vit-tiny-p16_1xb8-200i_synthetic-128x128.py work_dirs/seg/iter_200.pth
-    python tools/test.py cls/ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py checkpoints/mae_finetuned_vit_base.pth
-    python tools/test.py CONFIG CHECKPOINT --backend onnxruntime --onnx model.onnx   # the exported graph's metrics
+    mae-transfer test cls/ft_vit-base-p16_8xb128-coslr-100e_in1k-224x224.py checkpoints/mae_finetuned_vit_base.pth
+    mae-transfer test CONFIG CHECKPOINT --backend onnxruntime --onnx model.onnx   # the exported graph's metrics
 
 CONFIG is a file, or a shipped config named by its path relative to configs/. The checkpoint loads whole, heads
 included, through `mae_transfer.checkpoint.load_weights`: ours, or a reference project's release (mmdet's ViTDet,

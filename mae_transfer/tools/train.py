@@ -1,11 +1,11 @@
 """Train from a config with the mmengine Runner: MAE pretraining, detection, segmentation, pose, classification.
 
-    python tools/train.py configs/pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py
-    python tools/train.py CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_iters=100
-    python tools/train.py CONFIG --resume                      # from work_dir's last checkpoint
-    python tools/train.py CONFIG --epochs 200                  # 200 epochs, warmup and lr schedule stretched too
-    python tools/train.py CONFIG --pretrained work_dirs/mae/epoch_800.pth   # or --pretrained none (random)
-    bash tools/dist_train.sh CONFIG 8                           # distributed (torchrun)
+    mae-transfer train pretrain/mae_vit-tiny-p16_1xb32-coslr-50e_synthetic-128x128.py
+    mae-transfer train CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_iters=100
+    mae-transfer train CONFIG --resume                      # from work_dir's last checkpoint
+    mae-transfer train CONFIG --epochs 200                  # 200 epochs, warmup and lr schedule stretched too
+    mae-transfer train CONFIG --pretrained work_dirs/mae/epoch_800.pth   # or --pretrained none (random)
+    mae-transfer dist-train CONFIG 8                           # distributed (torchrun)
     mae-transfer train det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py   # a shipped config by name
 
 CONFIG is a file, or a shipped config named by its path relative to configs/ (as in the last line).

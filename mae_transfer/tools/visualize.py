@@ -1,7 +1,7 @@
 """Draw MAE reconstructions of your images with any checkpoint: masked | reconstruction + visible | original.
 
-    python tools/visualize_reconstruction.py CONFIG CHECKPOINT img1.jpg img2.jpg --out recon.png
-    python tools/visualize_reconstruction.py configs/pretrain/mae_vit-large-p16_8xb512-amp-coslr-800e_in1k-224x224.py \
+    mae-transfer visualize CONFIG CHECKPOINT img1.jpg img2.jpg --out recon.png
+    mae-transfer visualize pretrain/mae_vit-large-p16_8xb512-amp-coslr-800e_in1k-224x224.py \
         checkpoints/mae_visualize_vit_large.pth demo.jpg --mask-ratio 0.75 --seed 2
 
 CHECKPOINT may be one of this project's (mmengine, keys prefixed `mae.`) or an official MAE file with its

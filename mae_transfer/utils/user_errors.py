@@ -51,11 +51,13 @@ def user_error_message(error: BaseException) -> Optional[str]:
     """The line to show for a fault of the user's, or None for a bug (which keeps its traceback)."""
     if isinstance(error, SystemExit):  # the commands' own checks: SystemExit('message')
         return error.code if isinstance(error.code, str) else None
-    if isinstance(error, UserError):
-        return str(error)
     if isinstance(error, (FileNotFoundError, NotADirectoryError)):
         # a path of the command line or of the config (a data_root, an annotation file); which one is in the text
-        return str(error) if error.filename is None else f'{error.strerror}: {error.filename}'
+        text = str(error) if error.filename is None or isinstance(error, UserError) else \
+            f'{error.strerror}: {error.filename}'
+        return text + synthetic_set_hint(text)
+    if isinstance(error, UserError):
+        return str(error)
     if isinstance(error, KeyError):  # mmengine's registries: "'X' is not in the mmdet::model registry"
         try:
             from mae_transfer.utils.registry_hints import missing_type_hint
@@ -63,6 +65,19 @@ def user_error_message(error: BaseException) -> Optional[str]:
             return None
         return missing_type_hint(error)
     return None
+
+
+def synthetic_set_hint(text: str) -> str:
+    """'; write it with `mae-transfer data synthetic det`' when `text` names a missing synthetic set of the tiny
+    configs (their default data roots, e.g. data/synthetic_det/), else ''."""
+    try:
+        from mae_transfer.datasets.synthetic import SYNTHETIC_SETS
+    except ImportError:  # gpu_check runs before the stack is installed
+        return ''
+    for task, spec in SYNTHETIC_SETS.items():
+        if spec.default_root in text:
+            return f'; the tiny configs\' synthetic set: write it with `mae-transfer data synthetic {task}`'
+    return ''
 
 
 def run_command(main: Callable[[List[str]], Optional[int]], program: str,

@@ -338,8 +338,10 @@ PARTS = {
     'hf_vit_classifier': {'head.weight': 'classifier.weight', 'head.bias': 'classifier.bias'},
     'vitpose': {'head.final_layer.weight': 'keypoint_head.final_layer.weight'},
     'mmpose_vitpose': {'head.final_layer.weight': 'head.final_layer.weight'},
-    'detectron2_released': {'neck.lateral_convs.2.0.weight': 'backbone.simfp_4.0.weight'},  # no roi_heads
-    'detectron2_read': {'neck.stems.2.weight': 'neck.stems.2.weight'},  # no proposal_generator
+    'detectron2_released': {'neck.lateral_convs.2.0.weight': 'backbone.simfp_4.0.weight',
+                            'roi_head.bbox_head.fc_cls.weight': 'roi_heads.box_predictor.cls_score.weight'},
+    'detectron2_read': {'neck.stems.2.weight': 'neck.stems.2.weight',
+                        'rpn_head.rpn_conv.weight': 'proposal_generator.rpn_head.conv.weight'},
     'mmdet_vitdet': {'neck.stems.0.0.weight': 'neck.fpn1.0.weight',
                      'neck.lateral_convs.0.0.weight': 'neck.lateral_convs.0.conv.weight',
                      'roi_head.mask_head.convs.0.ln.weight': 'roi_head.mask_head.convs.0.norm_layer.weight'},

@@ -126,9 +126,86 @@ def test_det_corrupt_image_is_named(det_root):
         det_dataset(det_root, split='val')[0]
 
 
-def test_det_missing_image_raises_file_not_found_naming_it(det_root):
-    missing = det_root / 'train' / _coco(det_root)['images'][0]['file_name']
-    missing.unlink()
-    dataset = det_dataset(det_root, split='val')  # the file list comes from the json: construction works
-    with pytest.raises(FileNotFoundError, match=str(missing)):
-        dataset[0]
+def test_det_missing_image_stops_an_evaluation_set_at_construction_and_is_dropped_from_training(det_root,
+                                                                                                 log_records):
+    from mae_transfer.utils.user_errors import user_error_message
+    missing = _coco(det_root)['images'][0]['file_name']
+    (det_root / 'train' / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=f'1 of the 4 image files .* missing under .*train/ \\({missing}\\)') \
+            as error:  # at start-up, not from a DataLoader worker at the end of training
+        det_dataset(det_root, split='val')
+    message = user_error_message(error.value)  # what run_command prints after "mae-transfer train: error: "
+    assert message == str(error.value) and '\n' not in message
+    train = det_dataset(det_root)
+    assert len(train) == 3 and all(missing not in train.get_data_info(i)['img_path'] for i in range(3))
+    assert _summary(log_records).endswith(f'1 image files missing ({missing}) dropped with their annotations')
+
+
+def _summary(log_records) -> str:
+    """The one summary line of the annotation check."""
+    lines = [message for message in log_records if '(training set, checked in' in message
+             or '(evaluation set, checked in' in message]
+    assert len(lines) == 1, log_records
+    return lines[0]
+
+
+def _instances(dataset) -> int:
+    return sum(len(dataset.get_data_info(i)['instances']) for i in range(len(dataset)))
+
+
+def test_det_box_with_non_positive_size_is_dropped_and_said(det_root, log_records):
+    data = _coco(det_root)
+    count = len(data['annotations'])
+    data['annotations'][0]['bbox'][2] = -5.0  # negative width
+    data['annotations'][1]['bbox'][3] = 0  # zero height
+    dataset = det_dataset(det_root, _write(det_root, 'sizes.json', data))
+    assert _instances(dataset) == count - 2
+    line = _summary(log_records)
+    assert '2 boxes with a non-positive width or height (ann 1: bbox [' in line and line.endswith(') dropped')
+
+
+def test_det_category_id_not_in_categories_is_dropped_and_said(det_root, log_records):
+    data = _coco(det_root)
+    count = len(data['annotations'])
+    data['annotations'][0]['category_id'] = 99
+    dataset = det_dataset(det_root, _write(det_root, 'category.json', data))
+    assert _instances(dataset) == count - 1
+    assert '1 annotations with a category_id not in categories (ann 1: 99) dropped' in _summary(log_records)
+
+
+def test_det_annotation_of_no_image_entry_is_dropped_and_said(det_root, log_records):
+    data = _coco(det_root)
+    data['annotations'][0]['image_id'] = 12345
+    det_dataset(det_root, _write(det_root, 'orphan.json', data))
+    assert '1 annotations whose image_id is in no image entry (ann 1: 12345) dropped' in _summary(log_records)
+
+
+def test_det_duplicate_annotation_ids_are_renumbered_for_training_and_stop_evaluation(det_root, log_records):
+    data = _coco(det_root)
+    count = len(data['annotations'])
+    data['annotations'][1]['id'] = data['annotations'][0]['id']  # mmdet would assert "not unique" (a traceback)
+    ann_file = _write(det_root, 'dup_anns.json', data)
+    assert _instances(det_dataset(det_root, ann_file)) == count  # both kept
+    assert f'1 annotations sharing an id (ann 1) renumbered from {count + 1} (kept)' in _summary(log_records)
+    with pytest.raises(ValueError, match='1 annotation id.* used more than once .*evaluation matches by id'):
+        det_dataset(det_root, ann_file, split='val')
+
+
+def test_det_duplicate_image_ids_are_dropped_for_training_and_stop_evaluation(det_root, log_records):
+    data = _coco(det_root)
+    data['images'][1]['id'] = data['images'][0]['id']  # pycocotools would keep one entry with both images' boxes
+    ann_file = _write(det_root, 'dup_images.json', data)
+    assert len(det_dataset(det_root, ann_file)) == 2
+    assert '2 image entries sharing an id (id 1: 000000.jpg, id 1: 000001.jpg) dropped with their annotations' \
+        in _summary(log_records)
+    with pytest.raises(ValueError, match='1 image id.* more than one image entry'):
+        det_dataset(det_root, ann_file, split='val')
+    data['categories'][1]['id'] = data['categories'][0]['id']
+    with pytest.raises(ValueError, match=r'1 category id\(s\) name more than one category \(\[1\]\)'):
+        det_dataset(det_root, _write(det_root, 'dup_categories.json', data))
+
+
+def test_det_clean_file_logs_one_info_line_with_the_time(det_root, log_records):
+    det_dataset(det_root, split='val')
+    lines = [message for message in log_records if 'no problem found' in message]
+    assert len(lines) == 1 and '4 images and' in lines[0]

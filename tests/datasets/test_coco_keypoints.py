@@ -105,3 +105,32 @@ def test_pose_detection_file_not_coco_results_names_the_file(pose_root, content,
     bbox_file.write_text(content)
     with pytest.raises(ValueError, match=re.escape(problem.format(path=bbox_file))):
         pose_dataset(pose_root, 'annotations/person_keypoints_val.json', split='val', bbox_file=str(bbox_file))
+
+
+def _pose_coco(root: Path, split: str = 'train') -> dict:
+    return json.loads((root / 'annotations' / f'person_keypoints_{split}.json').read_text())
+
+
+def test_pose_keypoint_outside_its_image_is_marked_unlabelled_and_said(pose_root, log_records):
+    data = _pose_coco(pose_root)
+    ann = data['annotations'][0]
+    labelled = [k for k in range(17) if ann['keypoints'][3 * k + 2] > 0]
+    ann['keypoints'][3 * labelled[0]:3 * labelled[0] + 3] = [5000.0, 10.0, 2]  # far right of the image
+    ann['keypoints'][3 * labelled[1]:3 * labelled[1] + 3] = [10.0, -3.0, 1]  # above it
+    (pose_root / 'annotations' / 'outside.json').write_text(json.dumps(data))
+    dataset = pose_dataset(pose_root, 'annotations/outside.json')
+    item = next(dataset.get_data_info(i) for i in range(len(dataset)) if dataset.get_data_info(i)['id'] == ann['id'])
+    assert item['keypoints_visible'][labelled[0]] == 0 and item['keypoints_visible'][labelled[1]] == 0
+    assert item['keypoints_visible'].sum() == len(labelled) - 2
+    lines = [message for message in log_records if '(training set, checked in' in message]
+    assert len(lines) == 1 and lines[0].endswith(
+        f'2 labelled keypoints outside their image (ann {ann["id"]} keypoint {labelled[0]}: (5000.0, 10.0) in '
+        f'{data["images"][0]["width"]}x{data["images"][0]["height"]}, ann {ann["id"]} keypoint {labelled[1]}: '
+        f'(10.0, -3.0) in {data["images"][0]["width"]}x{data["images"][0]["height"]}) marked unlabelled')
+
+
+def test_pose_missing_test_image_stops_at_construction(pose_root):
+    missing = _pose_coco(pose_root, 'val')['images'][1]['file_name']
+    (pose_root / 'val' / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=f'1 of the 2 image files of this evaluation set .*\\({missing}\\)'):
+        pose_dataset(pose_root, 'annotations/person_keypoints_val.json', split='val')

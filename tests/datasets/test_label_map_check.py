@@ -99,3 +99,34 @@ def test_seg_label_map_check_can_skip_with_a_warning(tmp_path, log_records):
     assert CheckLabelMap()(image_only) is image_only
     with pytest.raises(ValueError, match='on_mismatch'):
         CheckLabelMap(on_mismatch='ignore')
+
+
+def _seg_with_value_check(root: Path, split: str = 'train', on_mismatch: str = 'error'):
+    """The tiny twin's dataset with CheckLabelMap given the class count (5) as a config would give it."""
+    from mmseg.registry import DATASETS
+    cfg = Config.fromfile(str(SEG_CONFIG))
+    dataset_cfg = copy.deepcopy((cfg.train_dataloader if split == 'train' else cfg.val_dataloader).dataset)
+    dataset_cfg.update(data_root=str(root),
+                       data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'))
+    for step in dataset_cfg.pipeline:
+        if step['type'] == 'mae_transfer.CheckLabelMap':
+            step.update(num_classes=5, on_mismatch=on_mismatch)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return DATASETS.build(dataset_cfg)
+
+
+def test_seg_label_values_outside_the_classes_and_ignore_index_are_named_or_skipped_once(seg_root, log_records):
+    labels = seg_root / 'annotations' / 'training' / 'synth_00001.png'
+    label = np.array(Image.open(labels))
+    label[:3, :3], label[-1, -1] = 9, 255  # 9: no class (1..5 raw, reduce_zero_label); 255: the ignore index
+    Image.fromarray(label).save(labels)
+    for split in ('train', 'val'):
+        with pytest.raises(ValueError, match=r'synth_00001.png holds the values \[9\], which are neither a class id '
+                                             r'\(1..5 \(0: ignored, reduce_zero_label\)\) nor the ignore index 255'):
+            _seg_with_value_check(seg_root, split)[1]
+    dataset = _seg_with_value_check(seg_root, on_mismatch='skip')
+    for _ in range(2):  # the skip is logged once, the other maps are read
+        assert 'synth_00001' not in dataset[1]['data_samples'].img_path
+    assert sum('skipping: label map' in message and 'synth_00001.png holds the values [9]' in message
+               for message in log_records) == 1
+    assert _seg_with_value_check(seg_root)[0]['inputs'].shape[0] == 3  # clean maps pass (0 and 255 included)

@@ -178,7 +178,7 @@ def test_distributed_training_with_two_gloo_processes_ddp_and_fsdp(image_dir, tm
 def test_sharded_strategies_need_processes_and_their_package():
     from mae_transfer.engine import use_sharded_strategy
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
-    with pytest.raises(SystemExit, match='launch with `bash tools/dist_train.sh CONFIG NUM_GPUS --strategy fsdp`'):
+    with pytest.raises(SystemExit, match='launch with `mae-transfer dist-train CONFIG NUM_GPUS --strategy fsdp`'):
         use_sharded_strategy(cfg, 'fsdp', 'none')
     use_sharded_strategy(cfg, 'fsdp', 'pytorch')
     assert cfg.runner_type == 'FlexibleRunner' and cfg.strategy.model_wrapper.use_orig_params

@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = {'train': 'train.py', 'test': 'test.py', 'infer': 'infer.py', 'demo': 'demo.py',
            'convert': 'convert_checkpoint.py', 'download': 'download_checkpoint.py',
            'visualize': 'visualize_reconstruction.py', 'benchmark': 'benchmark.py', 'export': 'export.py',
-           'plan': 'plan.py', 'gpu_check': 'gpu_check.py'}
+           'plan': 'plan.py', 'gpu_check': 'gpu_check.py', 'configs': 'configs.py', 'data': 'data.py',
+           'dist_train': 'dist_train.sh', 'dist_test': 'dist_test.sh'}
 # loaded by its path: on a bare GPU machine `import mae_transfer` needs mmengine, which gpu_check installs first
 LOADED_BY_PATH = {'gpu_check'}
 DET_BASE = 'det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
@@ -27,6 +28,7 @@ def test_every_command_has_its_module_a_thin_script_and_help_with_an_example(cap
         assert callable(importlib.import_module(f'mae_transfer.tools.{module}').main), module
         script = REPO / 'tools' / SCRIPTS[module]
         entry = (f"'mae_transfer' / 'tools' / '{module}.py'" if module in LOADED_BY_PATH
+                 else f'-m mae_transfer.cli {command} ' if script.suffix == '.sh'  # torchrun wrappers
                  else f'from mae_transfer.tools.{module} import main')
         assert entry in script.read_text(), script
         assert len(script.read_text().splitlines()) < 25, f'{script} should be a thin entry point'
@@ -34,7 +36,7 @@ def test_every_command_has_its_module_a_thin_script_and_help_with_an_example(cap
     with pytest.raises(SystemExit) as exit_info:
         cli.main(['test', '--help'])
     assert exit_info.value.code == 0
-    assert 'python tools/test.py CONFIG' in capsys.readouterr().out  # the tool's docstring examples
+    assert 'mae-transfer test CONFIG' in capsys.readouterr().out  # the tool's docstring examples
 
 
 def test_unknown_command_is_refused_with_the_list():

@@ -1,7 +1,7 @@
 """The package stands alone: a wheel built from this checkout, installed into a fresh virtual environment
 outside it (the heavy stack of the project environment visible, the checkout not), runs `mae-transfer --help`,
-`mae-transfer convert` and a short `mae-transfer train` of a shipped config named relative to configs/, from a
-working directory of its own. About a minute on 2 cores; select it with `-m wheel`, skip it with `-m "not wheel"`.
+`configs`, `data synthetic`, `convert` and a short 2-process `mae-transfer dist-train` of a shipped config named
+relative to configs/, from a working directory of its own. About a minute on 2 cores; select it with `-m wheel`, skip it with `-m "not wheel"`.
 """
 import json
 import os
@@ -91,14 +91,22 @@ def test_help_convert_and_train_run_from_the_wheel(installed):
     # the tiny pretraining config, named relative to configs/, on a few images in ./data/ (its default data root);
     # started first and checked last: each command is one process busy on one core, the others run beside it
     ensure_synthetic('pretrain', work / 'data' / 'synthetic_images', num_images=8, size_range=(40, 56))
-    train = start([command, 'train', TINY_PRETRAIN, '--epochs', '2', '--work-dir', 'work_dirs/tiny', '--cfg-options',
+    # two gloo processes through torchrun: what tools/dist_train.sh did, from the wheel
+    train = start([command, 'dist-train', TINY_PRETRAIN, '2', '--epochs', '2', '--work-dir', 'work_dirs/tiny',
+                   '--cfg-options',
                    'model.img_size=32', 'train_dataloader.dataset.crop_size=32', 'train_dataloader.batch_size=4',
                    'auto_scale_lr.base_batch_size=4', 'train_dataloader.num_workers=0',
                    'train_dataloader.persistent_workers=False', 'custom_hooks=[]',
-                   'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1'], work, env)
+                   'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1'], work,
+                  dict(env, PORT='29631'))
     try:
         listing = run([command, '--help'], work, env).stdout
         assert 'mae-transfer train' in listing and 'benchmark' in listing
+        configs = run([command, 'configs', 'det'], work, env).stdout
+        assert 'det/mask-rcnn_vit-tiny-p16_1xb4-lsj-600i_synthetic-128x128.py' in configs
+        assert 'mae-transfer data synthetic det' in configs  # the missing set says how to write it
+        written = run([command, 'data', 'synthetic', 'cls', '--out', 'cls_set'], work, env).stdout
+        assert 'cls_set: the cls synthetic set' in written and (work / 'cls_set' / 'train').is_dir()
 
         # an official-layout MAE checkpoint ({'model': ...}, encoder and decoder) of the tiny size
         torch.manual_seed(0)

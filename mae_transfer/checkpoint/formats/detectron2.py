@@ -8,9 +8,11 @@ read here without running code (`safe_pickle_load`: numpy arrays and plain conta
 mlp.fc2}`), with no cls token and no final norm. The pyramid `backbone.simfp_{2,3,4,5}` (SimpleFeaturePyramid,
 scale factors 4, 2, 1, 0.5) is an nn.Sequential per level: stem layers (x4: ConvTranspose, LayerNorm, GELU,
 ConvTranspose; x2: ConvTranspose; x1: none; x0.5: MaxPool), then detectron2 `Conv2d`s with a `norm` (1x1, then
-3x3; no bias). The reader gives the mmdet layout (`backbone.*` MAEViT, `neck.*` SimpleFPN); detectron2's RPN and
-RoI heads (`proposal_generator.*`, `roi_heads.*`) are no mmdet modules: they keep their names and stay among the
-dropped keys.
+3x3; no bias). The reader gives the mmdet layout for these (`backbone.*` MAEViT, `neck.*` SimpleFPN) and keeps
+detectron2's names on its Mask R-CNN heads (`proposal_generator.rpn_head.*`, `roi_heads.{box_head,box_predictor,
+mask_head}.*`, which also tell the format apart); `whole_model` places them in mmdet's RPNHead / Shared4Conv1FCBBoxHead
+/ FCNMaskHead (detectron2_heads.py: names only, the layouts agree). Whatever else a file holds (a cascade's
+`roi_heads.box_head.N.*`) stays among the dropped keys, named in the load report.
 """
 import codecs
 import collections
@@ -25,6 +27,7 @@ import torch
 from ..safe_load import CorruptCheckpointError, UnsafeCheckpointError
 from . import CheckpointFormat, register_format
 from .common import CANONICAL_MARKER, UnknownCheckpointFormatError, split_canonical, with_zero_cls_token
+from .detectron2_heads import rename_detectron2_head
 
 DETECTRON2_FORMAT = 'detectron2'
 DETECTRON2_SUFFIX = '.pkl'
@@ -125,7 +128,8 @@ def detectron2_to_mmdet(model: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tenso
     The ViT goes to `backbone.<canonical name>`, with a zero `cls_token` added (detectron2's ViT has none; the
     ViTDet configs keep the token out of the sequence, so it is never used); the pyramid goes to `neck.*`.
     detectron2's RPN and RoI heads keep their names (`proposal_generator.*`, `roi_heads.*`, which no mmdet module
-    has) and are also returned.
+    has: the format's `whole_model` renames them, so that the load report names each by its key in the file) and
+    are also returned.
 
     Args:
         model: the `'model'` dict of the file, numpy arrays or tensors.
@@ -163,11 +167,16 @@ def load_detectron2_checkpoint(path: str) -> dict:
 
 
 def detectron2_whole_model(parts: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """The pyramid (`backbone.simfp_*` as released, `neck.*` as read) in SimpleFPN's names; detectron2's heads
-    have no mmdet counterpart and are left out."""
+    """The pyramid (`backbone.simfp_*` as released, `neck.*` as read) in SimpleFPN's names and detectron2's Mask
+    R-CNN heads in mmdet's (`rpn_head.*`, `roi_head.bbox_head.*`, `roi_head.mask_head.*`); other detectron2 head
+    keys (a cascade's stages) have no counterpart in our configs and are left out."""
     out = {}
     for key, value in parts.items():
-        if not key.startswith(DETECTRON2_HEADS):
+        if key.startswith(DETECTRON2_HEADS):
+            name = rename_detectron2_head(key)
+            if name is not None:
+                out[name] = value
+        else:
             name = rename_detectron2_pyramid(key)
             out[key if name is None else 'neck.' + name] = value
     return out

@@ -1,4 +1,4 @@
-"""`mae-transfer benchmark TASK ...` (or `python tools/benchmark.py TASK ...`): speed, memory and learning checks,
+"""`mae-transfer benchmark TASK ...` (or `mae-transfer benchmark TASK ...`): speed, memory and learning checks,
 one module per task on one harness (mae_transfer/utils/benchmarking.py). Numbers are printed, never asserted.
 
     pretrain   MAE pretraining steps: img/s, encoder forward time per mask ratio, peak memory

@@ -4,9 +4,9 @@ vitdet-global (1024 px, batch 1, global attention in every block, rel-pos), vitd
 window 14 + global blocks 2, 5, 8, 11 for ViT-B, rel-pos) and upernet (512 px, batch 2, out_indices 3, 5, 7, 11,
 global, cls token, no rel-pos); on request vitdet-global-abs (as vitdet-global without rel-pos).
 
-    python tools/benchmark.py backbone                       # ViT-B, the three settings, with_cp off and on
-    python tools/benchmark.py backbone --settings vitdet-window --cp off
-    python tools/benchmark.py backbone --arch tiny --img-size 64 --batch 1 --global-attn-indexes 1 --out-indices 1 3
+    mae-transfer benchmark backbone                       # ViT-B, the three settings, with_cp off and on
+    mae-transfer benchmark backbone --settings vitdet-window --cp off
+    mae-transfer benchmark backbone --arch tiny --img-size 64 --batch 1 --global-attn-indexes 1 --out-indices 1 3
 
 Each measurement runs in a fresh process so that its peak memory is its own (CPU: peak RSS; GPU: peak
 allocated). Numbers are printed, never asserted: machines are shared and noisy.

@@ -1,10 +1,10 @@
 """Classification benchmarks: the tiny CPU twins (accuracy before / after training, s/iter) and the full-size
 models (parameters, peak memory, one forward + backward).
 
-    python tools/benchmark.py cls tiny                            # the three protocols, random init, 8 classes
-    python tools/benchmark.py cls tiny --protocols finetune --pretrained work_dirs/demo/pretrain/epoch_12.pth
-    python tools/benchmark.py cls full                            # ViT-B fine-tune and linear probe, batch 8, 224
-    python tools/benchmark.py cls full --configs cls/ft_vit-large-p16_8xb128-coslr-50e_in1k-224x224.py
+    mae-transfer benchmark cls tiny                            # the three protocols, random init, 8 classes
+    mae-transfer benchmark cls tiny --protocols finetune --pretrained work_dirs/demo/pretrain/epoch_12.pth
+    mae-transfer benchmark cls full                            # ViT-B fine-tune and linear probe, batch 8, 224
+    mae-transfer benchmark cls full --configs cls/ft_vit-large-p16_8xb128-coslr-50e_in1k-224x224.py
 
 tiny: generates `data/synthetic_cls/` under the working directory if missing (`ensure_synthetic`: 8 shape
 classes, 80 train + 25 val images each), evaluates the untrained model (encoder as initialised, random head),

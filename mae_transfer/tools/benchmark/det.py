@@ -4,15 +4,15 @@ tiny: writes the synthetic COCO-format shapes set under data/ (`ensure_synthetic
 untrained model (the exact weights training starts from), trains the tiny config, evaluates again and prints COCO
 box / mask AP before and after, with the wall and CPU seconds per training iteration.
 
-    python tools/benchmark.py det tiny                                   # the config's schedule, random init
-    python tools/benchmark.py det tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
+    mae-transfer benchmark det tiny                                   # the config's schedule, random init
+    mae-transfer benchmark det tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
 
 full: parameters, and the time and peak memory of one training forward + backward (RPN, box and mask losses) of
 a full-size config at its input size (1024 x 1024, batch 1 by default), with a few ground-truth instances, in a
 fresh process so the peak RSS is its own (GPU: peak allocated).
 
-    python tools/benchmark.py det full                                   # ViT-B, fp32, batch 1
-    python tools/benchmark.py det full --config det/mask-rcnn_vit-large-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py --amp
+    mae-transfer benchmark det full                                   # ViT-B, fp32, batch 1
+    mae-transfer benchmark det full --config det/mask-rcnn_vit-large-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py --amp
 
 Numbers are printed, never asserted: machines are shared and noisy.
 """

@@ -1,8 +1,8 @@
 """ONNX benchmark: per task's tiny twin, the export's differences from PyTorch, the test metric with PyTorch and
 with onnxruntime, and video throughput with both backends.
 
-    python tools/benchmark.py export                         # det, seg, pose, cls; trains each twin once
-    python tools/benchmark.py export --tasks seg pose --frames 60
+    mae-transfer benchmark export                         # det, seg, pose, cls; trains each twin once
+    mae-transfer benchmark export --tasks seg pose --frames 60
 
 Each tiny twin is trained with its config as shipped on its synthetic set (written under data/ if missing) into
 `<work-dir>/<task>/`; a later run reuses that checkpoint. The video is made of the task's test images (resized to

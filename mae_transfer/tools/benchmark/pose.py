@@ -1,12 +1,12 @@
 """Pose benchmarks (printed, not asserted).
 
-    python tools/benchmark.py pose tiny                  # synthetic set, untrained AP, train, trained AP, s/iter
-    python tools/benchmark.py pose tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
-    python tools/benchmark.py pose full                  # ViT-B 256x192: training and inference crops/s, memory
-    python tools/benchmark.py pose full --batch 4 --forward-batch 8 --steps 2   # quicker on a CPU
-    python tools/benchmark.py pose full --config pose/heatmap_vit-large-p16_8xb64-210e_coco-256x192.py
-    python tools/benchmark.py pose full --compile            # the backbone compiled (inductor)
-    python tools/benchmark.py pose all                   # tiny, then full
+    mae-transfer benchmark pose tiny                  # synthetic set, untrained AP, train, trained AP, s/iter
+    mae-transfer benchmark pose tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth
+    mae-transfer benchmark pose full                  # ViT-B 256x192: training and inference crops/s, memory
+    mae-transfer benchmark pose full --batch 4 --forward-batch 8 --steps 2   # quicker on a CPU
+    mae-transfer benchmark pose full --config pose/heatmap_vit-large-p16_8xb64-210e_coco-256x192.py
+    mae-transfer benchmark pose full --compile            # the backbone compiled (inductor)
+    mae-transfer benchmark pose all                   # tiny, then full
 
 tiny writes the synthetic keypoint set under data/ (`ensure_synthetic`, if missing). full measures, on random
 weights and synthetic crops: training crops/s (forward + backward + the config's optimizer step: layer decay

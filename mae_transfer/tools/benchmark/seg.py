@@ -4,15 +4,15 @@ tiny: writes the synthetic ADE20K-layout set under data/ (`ensure_synthetic`, if
 untrained model (the exact weights training starts from), trains the tiny config, evaluates again and prints
 mIoU / mAcc / aAcc before and after, with the wall and CPU seconds per training iteration.
 
-    python tools/benchmark.py seg tiny                                   # the config's 200 iterations, random init
-    python tools/benchmark.py seg tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth --iters 200
+    mae-transfer benchmark seg tiny                                   # the config's 200 iterations, random init
+    mae-transfer benchmark seg tiny --pretrained work_dirs/demo/pretrain/epoch_12.pth --iters 200
 
 full: parameters, and the time and peak memory of one training forward + backward (losses of both heads) of a
 full-size config at its crop size (ViT-B: 512 x 512, batch 2 as on each of the 8 GPUs), in a fresh process so
 the peak RSS is its own (GPU: peak allocated).
 
-    python tools/benchmark.py seg full                                   # ViT-B, fp32, batch 2
-    python tools/benchmark.py seg full --config seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py --amp
+    mae-transfer benchmark seg full                                   # ViT-B, fp32, batch 2
+    mae-transfer benchmark seg full --config seg/upernet_vit-large-p16_8xb2-160ki_ade20k-512x512.py --amp
 
 Numbers are printed, never asserted: machines are shared and noisy.
 """

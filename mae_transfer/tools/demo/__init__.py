@@ -1,12 +1,12 @@
 """The README's main job: what MAE is for, measured end to end on CPU with built-in data, in one command.
 
-    python tools/demo.py                          # or `mae-transfer demo`; nothing to download (~12 min, 2 cores)
-    python tools/demo.py --quick                  # one seed, shorter pretraining: about 4.5 minutes
-    python tools/demo.py --seeds 3                # more seeds per start
-    python tools/demo.py --images ~/my_photos     # pretrain on your own folder (searched recursively)
-    python tools/demo.py --epochs 60 --scale 2    # longer pretraining, 2x longer fine-tuning
-    python tools/demo.py --tasks seg probe        # only some of det, seg, pose, cls, probe
-    python tools/demo.py --skip-pretrain          # reuse work_dirs/demo/pretrain's checkpoint
+    mae-transfer demo                          # or `mae-transfer demo`; nothing to download (~12 min, 2 cores)
+    mae-transfer demo --quick                  # one seed, shorter pretraining: about 4.5 minutes
+    mae-transfer demo --seeds 3                # more seeds per start
+    mae-transfer demo --images ~/my_photos     # pretrain on your own folder (searched recursively)
+    mae-transfer demo --epochs 60 --scale 2    # longer pretraining, 2x longer fine-tuning
+    mae-transfer demo --tasks seg probe        # only some of det, seg, pose, cls, probe
+    mae-transfer demo --skip-pretrain          # reuse work_dirs/demo/pretrain's checkpoint
 
 Stages:
 1. generate an unlabeled pool (2048 images drawn from every task's scene generator) and pretrain a tiny MAE
