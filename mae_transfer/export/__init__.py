@@ -7,8 +7,8 @@ inference and evaluation. onnx and onnxruntime are imported when used.
 from .graphs import TaskGraph, task_graph
 from .onnx_export import (DEFAULT_ATOL, DEFAULT_OPSET, DEFAULT_RTOL, EXPORTERS, ExportOptionError, ExportReport,
                           OutputDifference, check_export_options, compare_outputs, export_onnx)
-from .runtime import OnnxRuntimeGraph, attach_onnxruntime
+from .runtime import GraphMismatchError, OnnxRuntimeGraph, attach_onnxruntime
 
 __all__ = ['DEFAULT_ATOL', 'DEFAULT_OPSET', 'DEFAULT_RTOL', 'EXPORTERS', 'ExportOptionError', 'ExportReport',
-           'OnnxRuntimeGraph', 'OutputDifference', 'TaskGraph', 'attach_onnxruntime', 'check_export_options',
-           'compare_outputs', 'export_onnx', 'task_graph']
+           'GraphMismatchError', 'OnnxRuntimeGraph', 'OutputDifference', 'TaskGraph', 'attach_onnxruntime',
+           'check_export_options', 'compare_outputs', 'export_onnx', 'task_graph']

@@ -98,7 +98,15 @@ class _MAEEncoder(nn.Module):
         self.pretrainer = pretrainer
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.pretrainer.mae.forward_features(inputs)  # [N, 1 + L, D]
+        # the MAE keeps timm's strict PatchEmbed (pretraining runs at one size); the graph takes any size whose
+        # sides divide by the patch, with pos_embed resized to its grid (`ViTEncoder._pos_embed_for`), as the
+        # transfer backbones do
+        patch_embed = self.pretrainer.mae.patch_embed
+        strict, patch_embed.strict_img_size = patch_embed.strict_img_size, False
+        try:
+            return self.pretrainer.mae.forward_features(inputs)  # [N, 1 + L, D]
+        finally:
+            patch_embed.strict_img_size = strict
 
 
 def _refuse_reconstruction(model: nn.Module, runtime: Runtime) -> None:

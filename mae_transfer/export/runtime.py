@@ -20,6 +20,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from ..utils.user_errors import UserError
 from .graphs import task_graph
 
 METADATA_PREFIX = 'mae_transfer.'
@@ -39,6 +40,11 @@ def file_sha256(path: Union[str, Path], chunk: int = 1 << 22) -> str:
         for block in iter(lambda: f.read(chunk), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+class GraphMismatchError(ValueError, UserError):
+    """The ONNX file does not fit the run: inputs of another size than the exported one, or another task's
+    graph. One line, with what to do (re-export with `--input-size`, or pick the right file or config)."""
 
 
 class OnnxRuntimeGraph:
@@ -81,9 +87,9 @@ class OnnxRuntimeGraph:
         expected = self.input_size
         got = tuple(inputs.shape[-2:])
         if any(side is not None and side != actual for side, actual in zip(expected, got)):
-            raise ValueError(f'{self.path.name} takes inputs of {expected[0]} x {expected[1]} (the exported size); '
-                             f'got {got[0]} x {got[1]}: export at this size with `mae-transfer export ... '
-                             f'--input-size {got[0]} {got[1]}`')
+            raise GraphMismatchError(f'{self.path.name} takes inputs of {expected[0]} x {expected[1]} '
+                                     f'(the exported size); got {got[0]} x {got[1]}: export at this size with '
+                                     f'`mae-transfer export ... --input-size {got[0]} {got[1]}`')
         array = inputs.detach().float().cpu().numpy()  # the graph is fp32; an amp caller's bf16 is cast here
         outputs: List[np.ndarray] = self.session.run(self.output_names, {self.input.name: array})
         self.calls += 1
@@ -105,7 +111,7 @@ def attach_onnxruntime(model: nn.Module, onnx_file: Union[str, Path], checkpoint
     runtime = OnnxRuntimeGraph(onnx_file, device=device)
     task = runtime.metadata.get('task')
     if task is not None and task != graph.task:
-        raise ValueError(f'{onnx_file} was exported from a {task} model; this config is a {graph.task} model')
+        raise GraphMismatchError(f'{onnx_file} was exported from a {task} model; this config is a {graph.task} model')
     exported_from = json.loads(runtime.metadata.get('checkpoint', 'null'))
     if checkpoint is not None and exported_from and exported_from.get('sha256') != file_sha256(checkpoint):
         print_log(f'{onnx_file} was exported from {exported_from.get("name")}, not from {checkpoint}: the parts '
@@ -114,4 +120,5 @@ def attach_onnxruntime(model: nn.Module, onnx_file: Union[str, Path], checkpoint
     return runtime
 
 
-__all__ = ['METADATA_PREFIX', 'OnnxRuntimeGraph', 'attach_onnxruntime', 'file_sha256', 'import_onnxruntime']
+__all__ = ['METADATA_PREFIX', 'GraphMismatchError', 'OnnxRuntimeGraph', 'attach_onnxruntime', 'file_sha256',
+           'import_onnxruntime']

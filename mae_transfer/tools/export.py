@@ -14,7 +14,8 @@ imports `mmdet.core.export`, which mmdet 3 no longer has, and mmcv 2's RoIAlign 
 mmdeploy's custom onnxruntime ops). docs/export.md has the details.
 
 The check prints the largest absolute and relative difference per output and exits with status 1 when one exceeds
-max |ORT - PyTorch| <= atol + rtol x max |PyTorch|. `mae-transfer infer/test ... --backend onnxruntime --onnx FILE`
+max |ORT - PyTorch| <= atol x range + rtol x max |PyTorch| (range: max - min of the PyTorch output, so that the
+check tests small outputs such as heatmaps too). `mae-transfer infer/test ... --backend onnxruntime --onnx FILE`
 then run the file inside our own inference and evaluation.
 """
 import argparse
@@ -44,8 +45,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              'opset 18+, not the segmentation graph with relative position bias)')
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
                         help="spatial size of the graph's input (default: the config's)")
-    parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL, help='relative tolerance of the check')
-    parser.add_argument('--atol', type=float, default=DEFAULT_ATOL, help='absolute tolerance of the check')
+    parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL,
+                        help='tolerance of the check relative to the largest |PyTorch| value of each output')
+    parser.add_argument('--atol', type=float, default=DEFAULT_ATOL,
+                        help="tolerance of the check relative to each output's range (max - min): "
+                             'max |ORT - PyTorch| <= atol x range + rtol x max |PyTorch|')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]' (where PyTorch runs the check)")
     parser.add_argument('--allow-partial', action='store_true',
                         help='go on when the checkpoint leaves parts of the model (neck, heads) at their initial values')

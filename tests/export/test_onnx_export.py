@@ -96,7 +96,7 @@ def test_dynamo_exporter_gives_the_same_graph(tmp_path):
     model = init_model(CONFIG_ROOT / TINY['cls'])
     report = export_onnx(model, tmp_path / 'cls.onnx', exporter='dynamo', opset=18)
     assert report.passed and report.exporter == 'dynamo', report.table()
-    with pytest.raises(ValueError, match='needs opset 18'):
+    with pytest.raises(ValueError, match='dynamo exporter writes opsets 18 to'):
         export_onnx(model, tmp_path / 'x.onnx', exporter='dynamo', opset=17)
 
 
@@ -127,3 +127,45 @@ def test_full_recipes_export_at_their_test_input_size():
     det = load_config('det/mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py')
     assert det.model.backbone.img_size == 224 and _det_input_size(SimpleNamespace(cfg=det)) == (1024, 1024)
     assert sliding_window(load_config('seg/upernet_vit-base-p16_8xb2-160ki_ade20k-512x512.py'))[0] == (512, 512)
+
+
+def test_pretraining_encoder_exports_at_another_input_size(tmp_path):
+    model = init_model(CONFIG_ROOT / TINY['pretrain'])  # pretrained at 128 x 128
+    report = export_onnx(model, tmp_path / 'mae.onnx', input_size=(96, 160))
+    assert report.passed, report.table()
+    (features,) = report.differences
+    assert features.shape[:2] == (3, 1 + 6 * 10)  # cls token + a 6 x 10 patch grid
+    assert model.mae.patch_embed.strict_img_size  # the model itself is left as it was
+    with pytest.raises(AssertionError, match="doesn't match model"):
+        model.mae.forward_features(torch.zeros(1, 3, 96, 160))
+
+
+def test_the_check_tolerance_scales_with_the_output():
+    from mae_transfer.export import DEFAULT_ATOL, DEFAULT_RTOL, OutputDifference
+
+    # random ViT-B pose heatmaps peak at 5e-5: an absolute 1e-5 would be 20 % of them
+    heatmaps = OutputDifference('heatmaps', (3, 17, 64, 48), max_abs=1e-5, max_reference=5e-5,
+                                reference_range=5e-5)
+    assert not heatmaps.passes(DEFAULT_RTOL, DEFAULT_ATOL)
+    assert heatmaps.tolerance(DEFAULT_RTOL, DEFAULT_ATOL) == pytest.approx(1e-5 * 5e-5 + 1e-3 * 5e-5)
+    assert OutputDifference('heatmaps', (1,), 1e-9, 5e-5, 5e-5).passes(DEFAULT_RTOL, DEFAULT_ATOL)
+    logits = OutputDifference('logits', (3, 8), max_abs=2e-4, max_reference=0.5, reference_range=20.0)
+    assert logits.passes(rtol=0, atol=1e-5)  # 1e-5 x range 20
+    constant = OutputDifference('x', (1,), max_abs=1e-6, max_reference=0.0, reference_range=0.0)
+    assert constant.passes(rtol=0, atol=1e-5) and not constant.passes(rtol=0, atol=1e-7)  # range 0: absolute
+
+
+def test_a_graph_of_another_size_is_a_one_line_user_error(tmp_path, capsys):
+    from mae_transfer.export import GraphMismatchError
+    from mae_transfer.utils.user_errors import UserError, run_command
+
+    model = init_model(CONFIG_ROOT / TINY['cls'])
+    runtime = attach_onnxruntime(model, export_onnx(model, tmp_path / 'cls.onnx').path)
+    with pytest.raises(GraphMismatchError) as error:
+        runtime(torch.zeros(1, 3, 96, 96))
+    assert isinstance(error.value, UserError) and isinstance(error.value, ValueError)
+    with pytest.raises(SystemExit) as exit_:
+        run_command(lambda argv: runtime(torch.zeros(1, 3, 96, 96)), 'mae-transfer infer', [])
+    err = capsys.readouterr().err
+    assert exit_.value.code != 0 and 'Traceback' not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith('mae-transfer infer: error: cls.onnx takes inputs of 64 x 64') and '--input-size 96 96' in err
