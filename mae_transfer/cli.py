@@ -13,7 +13,7 @@
     mae-transfer infer CONFIG CHECKPOINT clip.mp4 --out-dir work_dirs/infer --json-lines
     mae-transfer export CONFIG CHECKPOINT --out model.onnx
     mae-transfer plan pretrain/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k-224x224.py --gpus 4 --gpu-memory 24GB
-    mae-transfer gpu-check --make-wheels gpu_wheels/       # then, on the GPU machine: python gpu_wheels/gpu_check.py
+    mae-transfer gpu-check --make-wheels gpu_wheels/   # on the GPU machine: python3 gpu_wheels/gpu_check.py --wheels gpu_wheels
     mae-transfer infer CONFIG CHECKPOINT photo.jpg --backend onnxruntime --onnx model.onnx
     mae-transfer convert official_mae.pth checkpoints/ours.safetensors
     mae-transfer visualize CONFIG CHECKPOINT a.jpg b.jpg --out recon.png

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Check a CUDA GPU machine: install the stack from a wheel folder, build mmcv's CUDA ops, run the full ViT-B
-configs; or, with --make-wheels DIR, make that folder here.
+"""Check the lent CUDA GPU machine: install the stack from a wheel folder, build mmcv's CUDA ops, run the full
+ViT-B configs; `--cpu` runs the same path on a machine without a GPU; `--make-wheels DIR` makes the folder here.
 
-The logic and the options live in mae_transfer/tools/gpu_check.py (`--help` lists them); docs/gpu_check.md
-explains them. That file is loaded by its path rather than imported as `mae_transfer.tools.gpu_check`: importing
-the package needs mmengine, which the GPU machine only has once the check has installed it.
+The entry is mae_transfer/tools/gpu_check.py (`--help` lists the options; docs/gpu_check.md explains them). It
+is loaded by its path because on a bare GPU machine `import mae_transfer` needs mmengine, which the entry
+installs from the folder first; everything after that (mae_transfer.tools.gpu.*) is imported normally.
 """
 import importlib.util
 import sys

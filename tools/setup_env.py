@@ -22,6 +22,7 @@ Only the standard library is used: this runs with the system python3 before the 
 """
 import argparse
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -33,8 +34,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STACK_FILE = REPO / 'requirements' / 'stack.txt'
+# The one place that decides mmcv's build flags, shared with the GPU check; loaded by its path (standard library
+# only) because this script runs before the venv, and so the package's imports, exist.
+_MMCV_BUILD_PATH = REPO / 'mae_transfer' / 'tools' / 'mmcv_build.py'
+_SPEC = importlib.util.spec_from_file_location('mae_transfer_mmcv_build', _MMCV_BUILD_PATH)
+mmcv_build = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(mmcv_build)
 # Build tools first: mmcv is built with --no-build-isolation, so these are what it builds with.
-BUILD_TOOLS = ['pip>=23', 'setuptools>=77,<81', 'wheel', 'ninja']
+BUILD_TOOLS = ['pip>=23', *mmcv_build.BUILD_TOOLS]
 TORCH_PACKAGES = ('torch', 'torchvision')
 LATE_PACKAGES = ('mmdet', 'mmsegmentation')  # they need mmcv installed first
 STAMP_NAME = '.mae_transfer_stamp'
@@ -61,7 +68,7 @@ def read_stack() -> dict:
 
 def fingerprint(cuda_ops: bool) -> str:
     digest = hashlib.sha256()
-    for path in (STACK_FILE, Path(__file__).resolve(), REPO / 'setup.py'):
+    for path in (STACK_FILE, Path(__file__).resolve(), REPO / 'setup.py', _MMCV_BUILD_PATH):
         digest.update(path.read_bytes())
     digest.update(f'{sys.version_info[:3]} cuda_ops={cuda_ops}'.encode())
     return digest.hexdigest()[:16]
@@ -109,17 +116,10 @@ def mmcv_wheel_dir(venv: Venv, mmcv_requirement: str, cuda_ops: bool, cache: Pat
 def build_mmcv(venv: Venv, mmcv_requirement: str, cuda_ops: bool, wheel_dir: Path) -> Path:
     log(f'building {mmcv_requirement} from source against the installed torch '
         f'({"CPU + CUDA" if cuda_ops else "CPU"} ops); about 10 minutes on 2 cores, longer with CUDA ops')
-    env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(os.cpu_count() or 2))
-    env.pop('FORCE_CUDA', None)
-    if cuda_ops:
-        env['FORCE_CUDA'] = '1'
-    else:
-        env['CUDA_VISIBLE_DEVICES'] = ''  # mmcv builds CUDA ops whenever torch sees a GPU
+    env = mmcv_build.build_env(os.environ, 'cuda' if cuda_ops else 'cpu')
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        # --no-cache-dir: pip's wheel cache is keyed by sdist name only and would mix torch versions.
-        venv.run('-m', 'pip', 'wheel', '--disable-pip-version-check', '--no-deps', '--no-build-isolation',
-                 '--no-binary', 'mmcv', '--no-cache-dir', '-w', tmp, mmcv_requirement, env=env)
+        venv.run(*mmcv_build.wheel_command(mmcv_requirement, tmp)[1:], env=env)
         built = next(Path(tmp).glob('mmcv-*.whl'))
         wheel_dir.mkdir(parents=True, exist_ok=True)
         target = wheel_dir / built.name

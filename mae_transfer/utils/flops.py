@@ -8,9 +8,14 @@ pays on top, which is why a step reaches a fraction of the bound and never all o
 The bound assumes every product runs as fast as a large square one. The step's own products are smaller (the
 encoder of a batch of 8 sees 400 visible tokens), and `time_gemms` measures them alone, at their shapes: the
 step can come no closer to the bound than they do, whatever non-GEMM work is removed (the "ceiling").
+
+On a GPU the same step is also judged against the device's datasheet peak: model FLOPs utilisation (MFU,
+`model_flops_utilisation`, with `peak_tflops_for` the peak of a device name), shared by `benchmark pretrain`
+and the GPU check (which counts a step's FLOPs with `count_step_flops`).
 """
+import re
 import time
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -149,3 +154,54 @@ def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, repeats: int = 8, a
         # two warm-ups: oneDNN builds its bf16 kernels on the first product
         fastest = min(fastest, fastest_product_s(a, b, repeats, warmups=2, device=device, out=out))
     return 2 * size ** 3 / fastest
+
+
+# Peak dense bf16 tensor FLOP/s by device name (datasheets; sparse figures halved); first match wins.
+PEAK_BF16_TFLOPS: Sequence[Tuple[str, float, str]] = (
+    (r'\bGH200\b', 989.0, 'GH200'),
+    (r'\bH200\b', 989.0, 'H200 SXM'),
+    (r'\bH100\b.*\bPCIE\b', 756.0, 'H100 PCIe'),
+    (r'\bH100\b.*\bNVL\b', 835.0, 'H100 NVL'),
+    (r'\bH100\b', 989.0, 'H100 SXM'),
+    (r'\bH800\b', 989.0, 'H800 SXM'),
+    (r'\bB200\b', 2250.0, 'B200'),
+    (r'\bA100\b', 312.0, 'A100'),
+    (r'\bA800\b', 312.0, 'A800'),
+    (r'\bL40S\b', 362.0, 'L40S'),
+    (r'\bL40\b', 181.0, 'L40'),
+    (r'\bL4\b', 121.0, 'L4'),
+    (r'\bA10G\b', 70.0, 'A10G'),
+    (r'\bA10\b', 125.0, 'A10'),
+    (r'\bRTX 4090\b', 165.0, 'RTX 4090'),
+    (r'\bRTX 3090\b', 71.0, 'RTX 3090'),
+    (r'\bRTX 6000 ADA\b', 364.0, 'RTX 6000 Ada'),
+)
+
+
+def peak_tflops_for(device_name: str) -> Optional[Tuple[float, str]]:
+    """(peak dense bf16 TFLOP/s, the table's label) of a CUDA device name, or None for one not in the table."""
+    for pattern, tflops, label in PEAK_BF16_TFLOPS:
+        if re.search(pattern, device_name, flags=re.IGNORECASE):
+            return tflops, label
+    return None
+
+
+def model_flops_utilisation(flops_per_step: float, step_s: float, peak_tflops: float) -> float:
+    """Achieved FLOP/s (the model's FLOPs of one step over its time) as a fraction of the device's peak."""
+    if step_s <= 0 or peak_tflops <= 0:
+        raise ValueError(f'step time and peak must be positive, got {step_s} s and {peak_tflops} TFLOP/s')
+    return flops_per_step / step_s / (peak_tflops * 1e12)
+
+
+def count_step_flops(model: torch.nn.Module, compute_loss: Callable[[], torch.Tensor], device: str) -> float:
+    """Model FLOPs of one forward + backward under bf16 autocast, as `FlopCounterMode` counts them (matmuls,
+    convolutions, attention); the optimizer's elementwise work is not model FLOPs. Gradients are dropped."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            loss = compute_loss()
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())

@@ -19,7 +19,7 @@ def test_every_task_has_its_options_and_examples(task, capsys):
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main([task, '--help'])
     assert exit_info.value.code == 0
-    assert f'python tools/benchmark.py {task}' in capsys.readouterr().out
+    assert f'mae-transfer benchmark {task}' in capsys.readouterr().out
 
 
 def test_unknown_task_is_refused_with_the_list():

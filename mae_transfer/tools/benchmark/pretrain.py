@@ -1,10 +1,10 @@
 """MAE pretraining benchmark: images/s of one forward + backward + AdamW step, and the encoder's forward time
 alone, which shrinks with the mask ratio (it sees only the visible patches).
 
-    python tools/benchmark.py pretrain                       # ViT-B/16, batch 8, 224, mask 0.75, fp32 and bf16
-    python tools/benchmark.py pretrain --arch large --batch 4 --mask-ratios 0.0 0.75 --dtypes fp32
-    python tools/benchmark.py pretrain --profile             # where the time goes (top ops)
-    python tools/benchmark.py pretrain --dtypes fp32 bf16 bf16-master   # + bf16 weights, fp32 master copies
+    mae-transfer benchmark pretrain                       # ViT-B/16, batch 8, 224, mask 0.75, fp32 and bf16
+    mae-transfer benchmark pretrain --arch large --batch 4 --mask-ratios 0.0 0.75 --dtypes fp32
+    mae-transfer benchmark pretrain --profile             # where the time goes (top ops)
+    mae-transfer benchmark pretrain --dtypes fp32 bf16 bf16-master   # + bf16 weights, fp32 master copies
 
 Dtypes: fp32; bf16 and fp16 under autocast (AutocastOptimWrapper / AmpOptimWrapper); bf16-master: the forward
 and backward on bf16 copies of fp32 master weights, no autocast (Bf16MasterWeightsOptimWrapper).
@@ -15,6 +15,10 @@ measured / bound: a figure that travels between machines. `GEMM s` times the ste
 shapes (`utils.flops.time_gemms`) and `ceiling` is the share of the bound they reach: small products (the
 encoder of a small batch sees few tokens) stay below the square-matrix speed, so the step's ratio cannot pass
 the ceiling, and the gap between the two is the non-GEMM work.
+
+On a GPU each bf16 row also prints the model FLOPs utilisation (MFU): the step's GEMM FLOPs over its time, as a
+share of the device's datasheet dense bf16 peak (`utils.flops.peak_tflops_for`, as the GPU check uses it).
+`--bound-size` / `--bound-repeats` shrink the bound's matmuls (a test's tiny bound; the default is a measurement).
 
 Each measurement runs in a fresh process so that its peak memory is its own (CPU: peak RSS; GPU: peak
 allocated). Numbers are printed, never asserted: machines are shared and noisy.
@@ -28,7 +32,8 @@ import torch
 
 from mae_transfer.utils.benchmarking import (default_device, median, peak_memory_mib, print_profile,
                                              run_in_fresh_process, time_training_steps)
-from mae_transfer.utils.flops import mae_step_gemm_flops, mae_step_gemms, matmul_flops_per_s, time_gemms
+from mae_transfer.utils.flops import (mae_step_gemm_flops, mae_step_gemms, matmul_flops_per_s,
+                                      model_flops_utilisation, peak_tflops_for, time_gemms)
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'bf16-master': None}
 GEMM_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'bf16-master': torch.bfloat16}
@@ -46,8 +51,10 @@ class _RestoreThenStep:
 
 
 def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str, iters: int, warmup: int,
-            threads: int, profile: bool, compile_backend: Optional[str] = None) -> dict:
-    """One pretraining measurement in this process (`main` runs each in a fresh one)."""
+            threads: int, profile: bool, compile_backend: Optional[str] = None, bound_size: int = 2048,
+            bound_repeats: int = 8) -> dict:
+    """One pretraining measurement in this process (`main` runs each in a fresh one); the bound's square matmuls
+    are [bound_size]^2, the fastest of `bound_repeats` (the step's own GEMMs: of up to 5)."""
     from mae_transfer.engine import StepWeightCast
     from mae_transfer.models import MAE_FACTORIES
     if threads:
@@ -92,14 +99,19 @@ def measure(arch: str, batch: int, img_size: int, mask_ratio: float, dtype: str,
     if master is not None:
         master.restore()
     gemm_gflop = mae_step_gemm_flops(model, mask_ratio)['total'] / 1e9  # per image
-    bound_img_per_s = matmul_flops_per_s(GEMM_DTYPES[dtype], device=device) / 1e9 / gemm_gflop
+    bound_img_per_s = matmul_flops_per_s(GEMM_DTYPES[dtype], size=bound_size, repeats=bound_repeats,
+                                         allocations=min(3, bound_repeats), device=device) / 1e9 / gemm_gflop
     # the step's own products alone, at their shapes: the closest the step can come to the bound
-    gemm_s = time_gemms(mae_step_gemms(model, mask_ratio, images=batch), GEMM_DTYPES[dtype], device=device)
+    gemm_s = time_gemms(mae_step_gemms(model, mask_ratio, images=batch), GEMM_DTYPES[dtype],
+                        repeats=min(5, bound_repeats), device=device)
+    peak = peak_tflops_for(torch.cuda.get_device_name()) if device == 'cuda' else None
+    mfu = (model_flops_utilisation(batch * gemm_gflop * 1e9, step_s, peak[0])
+           if peak is not None and GEMM_DTYPES[dtype] == torch.bfloat16 else None)
     return dict(arch=arch, batch=batch, img_size=img_size, mask_ratio=mask_ratio, dtype=dtype, device=device,
                 threads=torch.get_num_threads(), step_s=step_s, img_per_s=batch / step_s,
                 gemm_gflop_per_img=gemm_gflop, bound_img_per_s=bound_img_per_s,
                 of_bound=batch / step_s / bound_img_per_s, gemm_s=gemm_s,
-                ceiling=batch / gemm_s / bound_img_per_s,
+                ceiling=batch / gemm_s / bound_img_per_s, mfu=mfu, peak_label=peak[1] if peak else None,
                 first_step_s=first_step_s, compile=compile_backend or 'no',
                 encoder_fwd_ms=1000 * median(encoder_times), peak_mem_mib=peak_memory_mib(device),
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6)
@@ -127,6 +139,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
                         help='torch.compile the MAE first (as tools/train.py --compile); the first step, '
                              'compilation included, is printed')
+    parser.add_argument('--bound-size', type=int, default=2048, help="the bound's square matmul side (2048)")
+    parser.add_argument('--bound-repeats', type=int, default=8, help="timed products per bound matmul (8)")
     parser.add_argument('--single', action='store_true', help=argparse.SUPPRESS)  # the fresh child process
     args = parser.parse_args(argv)
     batch, img_size = args.batch or 8, args.img_size or 224
@@ -134,7 +148,8 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     if args.single:
         print(json.dumps(measure(args.arch, batch, img_size, args.mask_ratios[0], args.dtypes[0], iters, warmup,
-                                 args.threads, args.profile, args.compile)))
+                                 args.threads, args.profile, args.compile, args.bound_size,
+                                 args.bound_repeats)))
         return
     print(f'MAE pretraining step (fwd + bwd + AdamW), {args.arch}, batch {batch}, {img_size}px; '
           f'median of {iters} steps after {warmup} warm-up')
@@ -145,7 +160,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         for dtype in args.dtypes:
             command = [*child_command('pretrain'), '--single', '--arch', args.arch, '--batch', str(batch),
                        '--img-size', str(img_size), '--mask-ratios', str(mask_ratio), '--dtypes', dtype,
-                       '--iters', str(iters), '--warmup', str(warmup), '--threads', str(args.threads)]
+                       '--iters', str(iters), '--warmup', str(warmup), '--threads', str(args.threads),
+                       '--bound-size', str(args.bound_size), '--bound-repeats', str(args.bound_repeats)]
             command += ['--compile', args.compile] if args.compile else []
             r = run_in_fresh_process(command + (['--profile'] if args.profile else []), show_stderr=True)
             print(f'{mask_ratio:>5.2f} {dtype:>11} {r["img_per_s"]:>8.2f} {r["step_s"]:>8.3f} '
@@ -153,6 +169,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                   f'{r["gemm_gflop_per_img"]:>9.1f} {r["bound_img_per_s"]:>8.2f} {r["of_bound"]:>8.0%} '
                   f'{r["gemm_s"]:>7.3f} {r["ceiling"]:>7.0%}  '
                   f'{r["device"]} ({r["threads"]} threads)', flush=True)
+            if r.get('mfu') is not None:
+                print(f'      bf16 MFU {100 * r["mfu"]:.1f} % of the {r["peak_label"]} dense bf16 peak', flush=True)
     print('bound: img/s if every GEMM of the step (GFLOP/img: patch embed, encoder on visible tokens, decoder on '
           'all, x3 for forward + backward) ran at the speed of the fastest 2048^3 matmul measured here in its '
           'dtype (8 on each of 3 operand allocations). GEMM s: the step\'s products timed alone at their own '
