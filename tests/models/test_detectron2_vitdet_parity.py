@@ -10,51 +10,18 @@ alike on both sides; the recipe's 1024 was measured once, see docs/detection.md)
 """
 import pickle
 
-import mmcv
-import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from helpers.detectron2_vitdet import MaskRCNN
-from helpers.paths import REPO
+from helpers.vitdet_inputs import photo_input, randomise, relative
 from mae_transfer.checkpoint import load_weights
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
 CONFIG = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-base-p16_16xb4-amp-lsj-184ki_coco-1024x1024.py'
-PHOTO = REPO / 'tests' / 'data' / 'coco_sample' / 'val2017' / '000000040083.jpg'
 SIZE = 640
-MEAN, STD = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])  # RGB, both libraries
-
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> None:
-    """Every tensor random and O(1)-scaled (norm scales near 1, rel-pos tables away from zero), class logits
-    spread enough that detections pass the 0.05 score threshold."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if param.ndim == 1 and name.endswith('.weight'):
-                param.copy_(1.0 + 0.1 * noise)
-            elif 'rel_pos' in name:
-                param.copy_(0.1 * noise)
-            elif name.endswith('cls_score.weight'):
-                param.copy_(0.3 * noise)
-            else:
-                param.copy_(0.02 * noise if name.endswith('bias') else noise * param[0].numel() ** -0.5)
-
-
-def photo_input(size: int = SIZE):
-    """(normalised RGB image zero-padded to size x size [1, 3, S, S], resized (h, w), original (h, w))."""
-    image = mmcv.imread(str(PHOTO))  # BGR [H, W, 3]
-    height, width = image.shape[:2]
-    scale = size / max(height, width)
-    resized = mmcv.imresize(image, (round(width * scale), round(height * scale)))
-    rgb = (resized[..., ::-1] - MEAN) / STD
-    inputs = torch.zeros(1, 3, size, size)
-    inputs[0, :, :rgb.shape[0], :rgb.shape[1]] = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float()
-    return inputs, resized.shape[:2], (height, width)
 
 
 def save_like_detectron2(model: torch.nn.Module, path) -> None:
@@ -77,18 +44,14 @@ def run_ours(model, inputs: torch.Tensor, resized, original):
     return feats, proposals[0], detections[0]
 
 
-def relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    return ((ours - theirs).norm() / theirs.norm()).item()
-
-
 @pytest.fixture(scope='module')
 def released(tmp_path_factory):
     torch.manual_seed(0)
     reference = MaskRCNN('base').eval()
-    randomise(reference)
+    randomise(reference, class_logits='cls_score.weight')
     path = tmp_path_factory.mktemp('detectron2_vitdet') / 'model_final_61ccd1.pkl'
     save_like_detectron2(reference, path)
-    inputs, resized, original = photo_input()
+    inputs, resized, original = photo_input(SIZE)
     return path, (inputs, resized, original), reference.inference(inputs, resized, original)
 
 

@@ -12,52 +12,25 @@ The project builds every LayerNorm with mmcv's default eps 1e-5; our recipe keep
 `eps1e5` child is the one that computes the release exactly. The eps-1e-6 recipe reads the same file with the same
 report, its maps a measured ~6e-3 (relative) apart, in flat regions such as the padding (docs/detection.md).
 """
-import mmcv
-import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from helpers.mmdet_vitdet import build_reference_detector, reference_model_cfg
-from helpers.paths import REPO
+from helpers.vitdet_inputs import photo_input, randomise, relative
 from mae_transfer.checkpoint import load_weights
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
 
 CONFIG = CONFIG_ROOT / 'det' / 'mask-rcnn_vit-base-p16_16xb4-amp-lsj-eps1e5-184ki_coco-1024x1024.py'
-PHOTO = REPO / 'tests' / 'data' / 'coco_sample' / 'val2017' / '000000040083.jpg'
 SIZE = 1024
-MEAN, STD = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
-
-
-def randomise(model: torch.nn.Module, seed: int = 0) -> None:
-    """Every tensor random and O(1)-scaled (norm scales near 1, rel-pos tables away from their zero init), and
-    class logits spread enough that detections pass the 0.05 score threshold."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if param.ndim == 1 and name.endswith('.weight'):
-                param.copy_(1.0 + 0.1 * noise)
-            elif 'rel_pos' in name:
-                param.copy_(0.1 * noise)
-            elif name.endswith('fc_cls.weight'):
-                param.copy_(0.3 * noise)
-            else:
-                param.copy_(0.02 * noise if name.endswith('bias') else noise * param[0].numel() ** -0.5)
 
 
 def photo_batch():
     """The photo resized (long side 1024), normalised and zero-padded to 1024 x 1024, with its DetDataSample."""
-    image = mmcv.imread(str(PHOTO))  # BGR [H, W, 3]
-    height, width = image.shape[:2]
-    scale = SIZE / max(height, width)
-    resized = mmcv.imresize(image, (round(width * scale), round(height * scale)))
-    rgb = (resized[..., ::-1] - MEAN) / STD
-    inputs = torch.zeros(1, 3, SIZE, SIZE)
-    inputs[0, :, :rgb.shape[0], :rgb.shape[1]] = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float()
-    sample = DetDataSample(metainfo=dict(img_shape=resized.shape[:2], ori_shape=(height, width),
-                                         scale_factor=(resized.shape[1] / width, resized.shape[0] / height),
+    inputs, resized, (height, width) = photo_input(SIZE)
+    sample = DetDataSample(metainfo=dict(img_shape=resized, ori_shape=(height, width),
+                                         scale_factor=(resized[1] / width, resized[0] / height),
                                          pad_shape=(SIZE, SIZE), batch_input_shape=(SIZE, SIZE)))
     return inputs, [sample]
 
@@ -71,16 +44,12 @@ def run(model, inputs, samples):
     return feats, proposals[0], detections[0]
 
 
-def relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    return ((ours - theirs).norm() / theirs.norm()).item()
-
-
 @pytest.fixture(scope='module')
 def released(tmp_path_factory):
     """A checkpoint in the release's layout from the project's model with random weights, and its outputs."""
     torch.manual_seed(0)
     reference = build_reference_detector(reference_model_cfg('base'), init_weights=False)
-    randomise(reference)
+    randomise(reference, class_logits='fc_cls.weight')
     path = tmp_path_factory.mktemp('mmdet_vitdet') / 'vitdet_mask-rcnn_vit-b-mae_lsj-100e.pth'
     torch.save({'meta': {'mmdet_version': '3.1.0', 'dataset_meta': {'classes': [f'c{i}' for i in range(80)]}},
                 'state_dict': reference.state_dict()}, path)

@@ -9,7 +9,6 @@ OpenMMLab packages, the pure-Python packages they need that the machine lacks, p
 cp312, mmcv's sdist (compiled there against its torch), setuptools < 81 for that build only, this project's
 wheel, `manifest.json` (names, kinds, sizes, sha256), README.txt and `gpu_check.py`, the entry that installs it.
 """
-import hashlib
 import importlib.metadata
 import json
 import re
@@ -20,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..gpu_check import sha256  # the entry checks the folder with the same digest
 
 WHEEL_LIMIT_MB = 60.0
 TARGET_PYTHON = '3.12'  # the lent machine's python3 is 3.12.3
@@ -91,14 +92,6 @@ def distribution_of(file_name: str) -> str:
     """The normalised distribution name of a wheel or sdist file name."""
     stem = file_name[:-len('.tar.gz')] if file_name.endswith('.tar.gz') else file_name.rsplit('.', 1)[0]
     return re.sub(r'[-_.]+', '-', re.split(r'-\d', stem, maxsplit=1)[0]).lower()
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def project_root() -> Optional[Path]:
