@@ -373,8 +373,7 @@ def _log_report(report: LoadReport, model_name: str, checkpoint: Mapping[str, An
         print_log(f'{model_name}: {len(new_by_design)} keys are new by design and keep their initialisation '
                   f'(rel-pos tables, zero; layer scales, their init value): {_short(new_by_design)}',
                   logger='current')
-    unused_norm = [k for k in report.expected_missing_keys  # a backbone with final_norm=False
-                   if k.replace('backbone.', '', 1) in ('norm.weight', 'norm.bias')]
+    unused_norm = [k for k in report.expected_missing_keys if _unused_norm(k.replace('backbone.', '', 1), model)]
     if unused_norm:
         print_log(f'{model_name}: {unused_norm} are not in the file and keep their initialisation; the backbone does '
                   'not use its final norm (final_norm=False)', logger='current')

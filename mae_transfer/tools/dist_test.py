@@ -5,18 +5,13 @@
 Starts NUM_PROCESSES `mae-transfer test CONFIG CHECKPOINT --launcher pytorch [test options]` processes on this
 machine (NNODES, NODE_RANK, MASTER_ADDR, PORT as for `mae-transfer dist-train`). `tools/dist_test.sh` wraps it.
 """
-import sys
 from typing import List, Optional
 
-from mae_transfer.tools.dist_train import launch
+from mae_transfer.tools.dist_train import launch_command
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ('-h', '--help') or len(args) < 3:
-        print(__doc__)
-        return 0 if args and args[0] in ('-h', '--help') else 2
-    return launch('mae_transfer.tools.test', args[:2], args[2], args[3:])
+    return launch_command('mae_transfer.tools.test', 2, argv, __doc__)
 
 
 if __name__ == '__main__':

@@ -56,12 +56,17 @@ def launch(module: str, head: Sequence[str], num_processes: str, rest: List[str]
     return subprocess.run(command, env=env).returncode
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def launch_command(module: str, positional: int, argv: Optional[List[str]], usage: str) -> int:
+    """`COMMAND POSITIONAL... NUM_PROCESSES [options]` -> `launch`; `usage` for --help or too few arguments."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ('-h', '--help') or len(args) < 2:
-        print(__doc__)
+    if not args or args[0] in ('-h', '--help') or len(args) <= positional:
+        print(usage)
         return 0 if args and args[0] in ('-h', '--help') else 2
-    return launch('mae_transfer.tools.train', args[:1], args[1], args[2:])
+    return launch(module, args[:positional], args[positional], args[positional + 1:])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return launch_command('mae_transfer.tools.train', 1, argv, __doc__)
 
 
 if __name__ == '__main__':

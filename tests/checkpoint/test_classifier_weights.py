@@ -12,7 +12,7 @@ from timm.models.vision_transformer import VisionTransformer
 import mae_transfer.checkpoint as checkpoint_package
 from mae_transfer.checkpoint import PartialCheckpointError, load_weights, mmengine_bridge
 from mae_transfer.checkpoint import canonical as canonical_module
-from mae_transfer.checkpoint.formats import detect, split_classifier_head
+from mae_transfer.checkpoint.formats import detect
 from mae_transfer.datasets.synthetic import ensure_synthetic, synthetic_data_options
 from mae_transfer.models.classifiers import ViTClassifier
 from mae_transfer.utils.configs import CONFIG_ROOT, build_model
@@ -67,7 +67,8 @@ def used_keys(model):
 def test_official_finetuned_layout_has_no_final_norm_and_a_head():
     state_dict = official_checkpoint(timm_vit(64, 8), 'tiny')['model']
     assert not any(key.startswith('norm.') for key in state_dict)
-    assert set(split_classifier_head(state_dict)) == {'fc_norm.weight', 'fc_norm.bias', 'head.weight', 'head.bias'}
+    assert set(canonical_module.canonicalize(state_dict).parts) == {'fc_norm.weight', 'fc_norm.bias', 'head.weight',
+                                                                    'head.bias'}
 
 
 def test_vit_b_finetune_config_gives_the_official_models_logits():

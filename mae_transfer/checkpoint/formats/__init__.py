@@ -168,30 +168,29 @@ def reader_for(path: Any) -> Optional[Callable[[str], Mapping[str, Any]]]:
 
 
 # the built-in formats register themselves as they are imported (the order makes no difference to detection)
-from .canonical import CLASSIFIER_HEAD_NAMES, canonical_label, split_classifier_head  # noqa: E402
+from .canonical import canonical_label  # noqa: E402
 from .mmpretrain import rename_mmpretrain  # noqa: E402
 from .huggingface import HF_WEIGHT_FILES, rename_huggingface, sidecar_hints  # noqa: E402
 from .mmseg_beit import is_mmseg_beit, rename_mmseg_beit  # noqa: E402
 from .mmpose_vitpose import is_mmpose_vitpose, rename_mmpose_vitpose  # noqa: E402
-from .vitpose import is_vitpose, rename_vitpose, rename_vitpose_model  # noqa: E402
+from .vitpose import is_vitpose, rename_vitpose  # noqa: E402
 from .detectron2 import (DETECTRON2_FORMAT, DETECTRON2_SUFFIX, detectron2_to_mmdet, is_detectron2,  # noqa: E402
                          load_detectron2_checkpoint, rename_detectron2_pyramid, safe_pickle_load)
 from .mmdet_vitdet import MMDET_VITDET_FORMAT, is_mmdet_vitdet, rename_mmdet_vitdet_key  # noqa: E402
 
 # the labels of the built-in formats (tools/convert.py's --format choices); `format_labels()` includes later ones
 CHECKPOINT_FORMATS = format_labels()
-FORMATS_WITHOUT_CLS_ROW = tuple(label for fmt in FORMATS.values() for label in fmt.without_cls_row)
 
 __all__ = [
     'BLOCK_KEY', 'CANONICAL_BLOCK_KEYS', 'CANONICAL_MARKER', 'CANONICAL_TOP_KEYS', 'CHECKPOINT_FORMATS',
-    'CLASSIFIER_HEAD_NAMES', 'CheckpointFormat', 'DECODER_NAMES', 'DETECTRON2_FORMAT', 'DETECTRON2_SUFFIX',
-    'EncoderKeys', 'FORMATS', 'FORMATS_WITHOUT_CLS_ROW', 'HEAD_NAMES', 'HF_WEIGHT_FILES', 'HUGGINGFACE_MARKER',
+    'CheckpointFormat', 'DECODER_NAMES', 'DETECTRON2_FORMAT', 'DETECTRON2_SUFFIX',
+    'EncoderKeys', 'FORMATS', 'HEAD_NAMES', 'HF_WEIGHT_FILES', 'HUGGINGFACE_MARKER',
     'MMDET_VITDET_FORMAT', 'MMPRETRAIN_MARKER', 'UnknownCheckpointFormatError', 'canonical_label', 'detect',
     'detect_scheme', 'detectron2_to_mmdet', 'dropped_kind', 'encoder_prefixes', 'format_by_label',
     'format_labels', 'is_detectron2', 'is_mmdet_vitdet', 'is_mmpose_vitpose', 'is_mmseg_beit', 'is_vitpose',
     'leading_kind', 'load_detectron2_checkpoint', 'reader_for', 'refuse_unplaced', 'register_format',
     'rename_detectron2_pyramid', 'rename_huggingface', 'rename_mmdet_vitdet_key', 'rename_mmpose_vitpose',
-    'rename_mmpretrain', 'rename_mmseg_beit', 'rename_prefixes', 'rename_vitpose', 'rename_vitpose_model',
-    'safe_pickle_load', 'sidecar_hints', 'split_canonical', 'split_classifier_head', 'under_prefix',
+    'rename_mmpretrain', 'rename_mmseg_beit', 'rename_prefixes', 'rename_vitpose',
+    'safe_pickle_load', 'sidecar_hints', 'split_canonical', 'under_prefix',
     'unwrap_checkpoint', 'vitpose_grid', 'with_zero_cls_token',
 ]

@@ -6,7 +6,7 @@ patch_cfg=dict(padding=2))`: mmpretrain's names (`patch_embed.projection`, `laye
 and adds nothing to the patches: a zero cls row in our layout). mmpose's `HeatmapHead` under `head.`
 (`deconv_layers.{0,1,3,4}`, `final_layer`) has our names already, so `whole_model` is the identity.
 """
-from typing import Any, Dict, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -42,20 +42,6 @@ def rename_mmpose_vitpose(state_dict: Mapping[str, torch.Tensor], prefix: str) -
         result.state_dict['pos_embed'] = torch.cat([zeros, pos_embed], dim=1)  # [1, 1 + L, D]
         result.state_dict['cls_token'] = zeros.clone()
     return result
-
-
-def rename_mmpose_backbone_in_place(state_dict: Dict[str, Any], backbone: str) -> None:
-    """Replace the mmpose 1.x backbone keys under `backbone` by canonical ones (`rename_mmpose_vitpose`).
-
-    Args:
-        state_dict: a whole pose model's state dict (mutated).
-        backbone: the backbone's prefix in it.
-    """
-    keys = [k for k in state_dict if k.startswith(backbone)]
-    converted = rename_mmpose_vitpose({k: state_dict[k] for k in keys}, backbone)
-    for key in keys:
-        del state_dict[key]
-    state_dict.update({backbone + name: value for name, value in converted.state_dict.items()})
 
 
 register_format(CheckpointFormat(name='mmpose_vitpose', marker=MMPRETRAIN_MARKER, rename=rename_mmpose_vitpose,
